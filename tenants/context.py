@@ -1,0 +1,19 @@
+"""Template context for every console page: the tenant switcher and the offline banner."""
+
+from __future__ import annotations
+
+from tenants import selectors
+
+
+def console(request) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    from gateway.routing import get_routing_table
+
+    return {
+        "switcher_tenants": list(selectors.tenants_for_user(user).only("name", "slug")[:200]),
+        "current_tenant": getattr(request, "tenant", None),
+        "current_role": getattr(request, "role", None),
+        "simulated_only": get_routing_table().simulated_only,
+    }

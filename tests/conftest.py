@@ -1,0 +1,164 @@
+"""Shared fixtures: tenants (made once per test session and reused), keys, staff users, the fake
+provider server, and a real ASGI server running the project against the test database."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+
+@dataclass
+class TenantFixture:
+    tenant: object
+    key: str  # plaintext API key with every scope
+    key_id: int
+
+    @property
+    def slug(self) -> str:
+        return self.tenant.slug
+
+    @property
+    def schema(self) -> str:
+        return self.tenant.schema_name
+
+    def headers(self) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.key}"}
+
+    def context(self):
+        """Run ORM code inside this tenant's schema."""
+        return schema_context(self.tenant.schema_name)
+
+
+def _make_tenant(slug: str, name: str, domain: str | None = None) -> TenantFixture:
+    from tenants import services
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.filter(slug=slug).first()
+    if tenant is None:
+        tenant = services.provision_tenant(name=name, slug=slug, domain=domain)
+    issued = services.create_api_key(tenant=tenant, name="test key")
+    return TenantFixture(tenant=tenant, key=issued.plaintext, key_id=issued.key.id)
+
+
+@pytest.fixture(scope="session")
+def tenants(django_db_setup, django_db_blocker) -> dict[str, TenantFixture]:
+    """Two tenants with schemas, domains and keys; created once per test session (committed)."""
+    with django_db_blocker.unblock():
+        made = {
+            "a": _make_tenant("tenant-a", "Tenant A", domain="a.switchboard.test"),
+            "b": _make_tenant("tenant-b", "Tenant B", domain="b.switchboard.test"),
+        }
+        connection.set_schema_to_public()
+    return made
+
+
+@pytest.fixture
+def tenant_a(tenants) -> TenantFixture:
+    return tenants["a"]
+
+
+@pytest.fixture
+def tenant_b(tenants) -> TenantFixture:
+    return tenants["b"]
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_test():
+    yield
+    with contextlib.suppress(Exception):
+        connection.set_schema_to_public()
+
+
+@pytest.fixture
+def staff(db, tenants):
+    """Factory: a staff user with a role in a tenant, logged into a test client."""
+    from django.test import Client
+
+    from tenants import services
+
+    def make(role: str | None, tenant_key: str = "a", superuser: bool = False):
+        count = make.counter = getattr(make, "counter", 0) + 1
+        user = services.create_staff_user(
+            username=f"{role or 'root'}-{count}-{tenant_key}", email="", password="pw-Secret-123",
+            superuser=superuser,
+        )
+        if role:
+            services.set_membership(user=user, tenant=tenants[tenant_key].tenant, role=role)
+        client = Client()
+        client.force_login(user)
+        client.user = user
+        return client
+
+    return make
+
+
+# --- the fake provider -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def simulator_session():
+    from gateway.simulator import SimulatorServer
+
+    sim = SimulatorServer()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def simulator(simulator_session):
+    """The fake provider, reset (no faults, no script, nothing recorded) for each test."""
+    simulator_session.reset()
+    yield simulator_session
+    simulator_session.reset()
+
+
+# --- a real ASGI server running the project ------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    server: object
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker, tenants):
+    """Uvicorn serving config.asgi in a background thread, against the test database.
+
+    Data a test wants the server to see must be committed (use ``transactional_db`` or the
+    session fixtures), since the server uses its own database connections.
+    """
+    import uvicorn
+
+    from config.asgi import application
+
+    port = _free_port()
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    blocker = django_db_blocker.unblock()
+    blocker.__enter__()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the ASGI test server did not start"
+    yield RunningServer(url=f"http://127.0.0.1:{port}", server=server)
+    server.should_exit = True
+    thread.join(timeout=5)
+    blocker.__exit__(None, None, None)
