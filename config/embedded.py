@@ -77,7 +77,9 @@ def stop_embedded_database(data_dir: Path) -> bool:
 if __name__ == "__main__":  # `python -m config.embedded stop` — no Django settings needed
     import sys
 
-    folder = Path(os.environ.get("SWITCHBOARD_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+    folder = Path(
+        os.environ.get("SWITCHBOARD_VAR_DIR", Path(__file__).resolve().parent.parent / "var")
+    )
     if sys.argv[1:] == ["stop"]:
         print("stopped" if stop_embedded_database(folder / "pgdata") else "not running")
     else:

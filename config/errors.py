@@ -33,7 +33,7 @@ def _headers_of(exc: SwitchboardError) -> dict[str, str]:
     headers = dict(getattr(exc, "headers", None) or {})
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
-        headers.setdefault("Retry-After", str(max(1, int(round(retry_after)))))
+        headers.setdefault("Retry-After", str(max(1, round(retry_after))))
     return headers
 
 
@@ -65,8 +65,9 @@ def api_exception_handler(exc, context) -> Response | None:
         if param:
             message = f"{param}: {message}"
         return Response(
-            error_body(type="invalid_request_error", code="invalid_request", message=message,
-                       param=param),
+            error_body(
+                type="invalid_request_error", code="invalid_request", message=message, param=param
+            ),
             status=400,
         )
     if isinstance(exc, drf_exceptions.ParseError):
@@ -76,8 +77,9 @@ def api_exception_handler(exc, context) -> Response | None:
         )
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         return Response(
-            error_body(type="authentication_error", code="invalid_api_key",
-                       message=str(exc.detail)),
+            error_body(
+                type="authentication_error", code="invalid_api_key", message=str(exc.detail)
+            ),
             status=401,
         )
     if isinstance(exc, drf_exceptions.PermissionDenied):

@@ -13,8 +13,14 @@ def _is_api(request) -> bool:
 def not_found(request, exception=None):
     if _is_api(request):
         return JsonResponse(
-            {"error": {"type": "not_found", "code": "not_found", "message": "Not found.",
-                       "param": None}},
+            {
+                "error": {
+                    "type": "not_found",
+                    "code": "not_found",
+                    "message": "Not found.",
+                    "param": None,
+                }
+            },
             status=404,
         )
     return render(request, "404.html", status=404)
@@ -23,8 +29,14 @@ def not_found(request, exception=None):
 def server_error(request):
     if _is_api(request):
         return JsonResponse(
-            {"error": {"type": "server_error", "code": "internal_error",
-                       "message": "Internal error; it has been logged.", "param": None}},
+            {
+                "error": {
+                    "type": "server_error",
+                    "code": "internal_error",
+                    "message": "Internal error; it has been logged.",
+                    "param": None,
+                }
+            },
             status=500,
         )
     return render(request, "500.html", status=500)

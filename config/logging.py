@@ -20,7 +20,12 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line. Only the message and explicit ``extra`` fields are logged:
     callers must never pass prompt text, secrets or raw PII."""
 
-    _reserved = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "tenant"}
+    _reserved = set(vars(logging.makeLogRecord({}))) | {
+        "message",
+        "asctime",
+        "request_id",
+        "tenant",
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         payload = {

@@ -164,8 +164,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -241,11 +242,24 @@ SPECTACULAR_SETTINGS = {
 
 # --- Switchboard ------------------------------------------------------------------------------
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SWITCHBOARD_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "SWITCHBOARD_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=1024
+)
 SWITCHBOARD_KEY_CACHE_SECONDS = env_float("SWITCHBOARD_KEY_CACHE_SECONDS", 5.0, minimum=0)
-SWITCHBOARD_MODELS_FILE = env_str("SWITCHBOARD_MODELS_FILE", str(BASE_DIR / "config" / "models.yaml"))
+SWITCHBOARD_MODELS_FILE = env_str(
+    "SWITCHBOARD_MODELS_FILE", str(BASE_DIR / "config" / "models.yaml")
+)
 SWITCHBOARD_SIMULATOR_URL = env_str("SWITCHBOARD_SIMULATOR_URL", "http://127.0.0.1:8790")
-SWITCHBOARD_API_HOSTS = env_list("SWITCHBOARD_API_HOSTS", "")
+SWITCHBOARD_CALL_DEADLINE_SECONDS = env_float("SWITCHBOARD_CALL_DEADLINE_SECONDS", 60.0, minimum=1)
+SWITCHBOARD_CIRCUIT_FAILURES = env_int("SWITCHBOARD_CIRCUIT_FAILURES", 5, minimum=1)
+SWITCHBOARD_CIRCUIT_COOLDOWN_SECONDS = env_float(
+    "SWITCHBOARD_CIRCUIT_COOLDOWN_SECONDS", 30.0, minimum=0.1
+)
+SWITCHBOARD_RETRY_BASE_SECONDS = env_float("SWITCHBOARD_RETRY_BASE_SECONDS", 0.5, minimum=0)
+SWITCHBOARD_RETRY_CAP_SECONDS = env_float("SWITCHBOARD_RETRY_CAP_SECONDS", 8.0, minimum=0)
+SWITCHBOARD_EMBEDDER = env_str("SWITCHBOARD_EMBEDDER", "local")
+SWITCHBOARD_METRICS_TOKEN = env_str("SWITCHBOARD_METRICS_TOKEN")
+SWITCHBOARD_METRICS_TENANT_LABELS = env_bool("SWITCHBOARD_METRICS_TENANT_LABELS", True)
 
 # --- logging: structured JSON with the request id ----------------------------------------------
 

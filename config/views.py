@@ -52,3 +52,45 @@ def readyz(request):
         "checks": {"database": db_detail, "broker": broker_detail},
     }
     return JsonResponse(body, status=200 if ready else 503)
+
+
+@require_GET
+def metrics(request):
+    """Prometheus text format. Protected by ``SWITCHBOARD_METRICS_TOKEN`` (bearer) when set,
+    otherwise answered only to loopback addresses."""
+    import hmac
+
+    from django.http import HttpResponse
+
+    from gateway.metrics import render_metrics
+
+    token = settings.SWITCHBOARD_METRICS_TOKEN
+    if token:
+        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(supplied.encode(), token.encode()):
+            return JsonResponse(
+                {
+                    "error": {
+                        "type": "authentication_error",
+                        "code": "bad_token",
+                        "message": "Metrics need the bearer token.",
+                        "param": None,
+                    }
+                },
+                status=401,
+            )
+    elif request.META.get("REMOTE_ADDR") not in {"127.0.0.1", "::1"}:
+        return JsonResponse(
+            {
+                "error": {
+                    "type": "permission_error",
+                    "code": "forbidden",
+                    "message": "Metrics are served to loopback only unless "
+                    "SWITCHBOARD_METRICS_TOKEN is set.",
+                    "param": None,
+                }
+            },
+            status=403,
+        )
+    body, content_type = render_metrics()
+    return HttpResponse(body, content_type=content_type)

@@ -36,22 +36,58 @@ def main() -> int:
     children: list[subprocess.Popen] = []
     if simulated:
         sim_port = sim_url.rsplit(":", 1)[1].split("/")[0]
-        children.append(subprocess.Popen(
-            [PY, "-m", "gateway.simulator", "--host", "127.0.0.1", "--port", sim_port],
-            cwd=ROOT, env=env,
-        ))
+        children.append(
+            subprocess.Popen(
+                [PY, "-m", "gateway.simulator", "--host", "127.0.0.1", "--port", sim_port],
+                cwd=ROOT,
+                env=env,
+            )
+        )
         print(f"  No provider key set: the 'simulated' deployment answers at {sim_url}")
-    children.append(subprocess.Popen(
-        [PY, "-m", "celery", "-A", "config", "worker", "-B", "-Q", "interactive,bulk,webhooks",
-         "--concurrency", env.get("CELERY_CONCURRENCY", "2"), "--loglevel", "INFO",
-         "-s", str(ROOT / "var" / "celerybeat-schedule")],
-        cwd=ROOT, env=env,
-    ))
-    children.append(subprocess.Popen(
-        [PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", port,
-         "--workers", workers, "--no-access-log", "--timeout-graceful-shutdown", "10"],
-        cwd=ROOT, env=env,
-    ))
+    children.append(
+        subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-B",
+                "-Q",
+                "interactive,bulk,webhooks",
+                "--concurrency",
+                env.get("CELERY_CONCURRENCY", "2"),
+                "--loglevel",
+                "INFO",
+                "-s",
+                str(ROOT / "var" / "celerybeat-schedule"),
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+    )
+    children.append(
+        subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                host,
+                "--port",
+                port,
+                "--workers",
+                workers,
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "10",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+    )
     print(f"  Serving on http://{host}:{port}/  (Ctrl-C to stop)")
 
     stopping = False

@@ -31,8 +31,13 @@ class PlanForm(forms.ModelForm):
     class Meta:
         model = Plan
         fields = [
-            "name", "slug", "monthly_token_limit", "monthly_spend_limit", "soft_limit_percent",
-            "requests_per_minute", "tokens_per_minute",
+            "name",
+            "slug",
+            "monthly_token_limit",
+            "monthly_spend_limit",
+            "soft_limit_percent",
+            "requests_per_minute",
+            "tokens_per_minute",
         ]
 
     def __init__(self, *args, **kwargs):
@@ -52,7 +57,8 @@ class PlanForm(forms.ModelForm):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
     scopes = forms.MultipleChoiceField(
-        choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple,
+        choices=ApiKey.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
         initial=ApiKey.ALL_SCOPES,
     )
     expires_at = forms.DateTimeField(required=False, help_text="Optional, UTC, YYYY-MM-DD HH:MM")

@@ -44,21 +44,32 @@ def resolve_api_request(request: HttpRequest) -> HttpResponse | None:
     """Authenticate the bearer key and switch to its tenant; an error response on refusal."""
     token = _bearer_token(request)
     if token is None:
-        return _error(401, "authentication_error", "missing_api_key",
-                      "Send your API key as 'Authorization: Bearer <key>'.")
+        return _error(
+            401,
+            "authentication_error",
+            "missing_api_key",
+            "Send your API key as 'Authorization: Bearer <key>'.",
+        )
     key = selectors.resolve_api_key(hashlib.sha256(token.encode()).hexdigest())
     if key is None:
         return _error(401, "authentication_error", "invalid_api_key", "Unknown API key.")
     if not key.is_usable():
-        return _error(401, "authentication_error", "invalid_api_key",
-                      "This API key has been revoked or has expired.")
+        return _error(
+            401,
+            "authentication_error",
+            "invalid_api_key",
+            "This API key has been revoked or has expired.",
+        )
     if not key.tenant.is_active:
-        return _error(403, "permission_error", "tenant_suspended",
-                      "This tenant is suspended.")
+        return _error(403, "permission_error", "tenant_suspended", "This tenant is suspended.")
     host_tenant = selectors.tenant_id_for_host(request.get_host().rsplit(":", 1)[0].lower())
     if host_tenant is not None and host_tenant != key.tenant.id:
-        return _error(403, "permission_error", "wrong_tenant",
-                      "This API key belongs to another tenant than this hostname.")
+        return _error(
+            403,
+            "permission_error",
+            "wrong_tenant",
+            "This API key belongs to another tenant than this hostname.",
+        )
     request.tenant = key.tenant
     request.api_key = key
     connection.set_tenant(key.tenant)
@@ -68,7 +79,7 @@ def resolve_api_request(request: HttpRequest) -> HttpResponse | None:
 
 
 def resolve_console_request(request: HttpRequest) -> HttpResponse | None:
-    slug = request.path[len(CONSOLE_PREFIX):].split("/", 1)[0]
+    slug = request.path[len(CONSOLE_PREFIX) :].split("/", 1)[0]
     user = request.user
     if not user.is_authenticated:
         return None  # the view's login_required redirects to the login page

@@ -23,22 +23,30 @@ class Plan(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=50, unique=True)
     monthly_token_limit = models.BigIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(0)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
         help_text="Hard limit on tokens per calendar month; empty means unlimited.",
     )
     monthly_spend_limit = models.DecimalField(
-        max_digits=14, decimal_places=6, null=True, blank=True,
+        max_digits=14,
+        decimal_places=6,
+        null=True,
+        blank=True,
         validators=[MinValueValidator(Decimal(0))],
         help_text="Hard limit on spend (USD) per calendar month; empty means unlimited.",
     )
     soft_limit_percent = models.PositiveSmallIntegerField(
-        default=80, validators=[MinValueValidator(1)],
+        default=80,
+        validators=[MinValueValidator(1)],
         help_text="Share of a hard limit at which the tenant is warned.",
     )
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     allowed_aliases = ArrayField(
-        models.CharField(max_length=100), default=list, blank=True,
+        models.CharField(max_length=100),
+        default=list,
+        blank=True,
         help_text="Model aliases tenants on this plan may call; empty means all.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -68,7 +76,9 @@ class Tenant(TenantMixin):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants", null=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     allowed_providers = ArrayField(
-        models.CharField(max_length=50), default=list, blank=True,
+        models.CharField(max_length=50),
+        default=list,
+        blank=True,
         help_text="Provider kinds this tenant's data may be sent to; empty means all.",
     )
     pii_mode = models.CharField(max_length=10, choices=PiiMode.choices, default=PiiMode.REDACT)

@@ -107,9 +107,7 @@ def tenant_id_for_host(hostname: str) -> int | None:
     cached = _hosts.get(hostname)
     if cached is not None:
         return cached or None
-    tenant_id = (
-        Domain.objects.filter(domain=hostname).values_list("tenant_id", flat=True).first()
-    )
+    tenant_id = Domain.objects.filter(domain=hostname).values_list("tenant_id", flat=True).first()
     _hosts.put(hostname, tenant_id or 0)
     return tenant_id
 
@@ -118,9 +116,7 @@ def forget_cached_keys(*, digest: str | None = None, tenant_id: int | None = Non
     if digest is not None:
         _keys.discard_where(lambda k, _v: k == digest)
     if tenant_id is not None:
-        _keys.discard_where(
-            lambda _k, v: isinstance(v, ResolvedKey) and v.tenant.id == tenant_id
-        )
+        _keys.discard_where(lambda _k, v: isinstance(v, ResolvedKey) and v.tenant.id == tenant_id)
 
 
 def tenants_for_user(user) -> QuerySet[Tenant]:

@@ -138,12 +138,20 @@ def set_tenant_status(*, tenant: Tenant, status: str) -> Tenant:
 
 def update_tenant_settings(*, tenant: Tenant, **fields) -> Tenant:
     allowed = {
-        "name", "plan", "pii_mode", "allowed_providers", "retention_days", "limit_overrides",
-        "text_search_config", "forbidden_terms",
+        "name",
+        "plan",
+        "pii_mode",
+        "allowed_providers",
+        "retention_days",
+        "limit_overrides",
+        "text_search_config",
+        "forbidden_terms",
     }
     unknown = set(fields) - allowed
     if unknown:
-        raise InvalidRequest(f"Unknown tenant setting: {sorted(unknown)[0]}", param=sorted(unknown)[0])
+        raise InvalidRequest(
+            f"Unknown tenant setting: {sorted(unknown)[0]}", param=sorted(unknown)[0]
+        )
     for field, value in fields.items():
         setattr(tenant, field, value)
     tenant.full_clean(exclude=["schema_name"])
@@ -160,7 +168,9 @@ def create_staff_user(*, username: str, email: str, password: str, superuser: bo
     if user_model.objects.filter(username=username).exists():
         raise InvalidRequest(f"A user named {username!r} already exists.", param="username")
     if superuser:
-        return user_model.objects.create_superuser(username=username, email=email, password=password)
+        return user_model.objects.create_superuser(
+            username=username, email=email, password=password
+        )
     return user_model.objects.create_user(
         username=username, email=email, password=password, is_staff=True
     )

@@ -45,8 +45,11 @@ def tenant_provision(request):
         data = form.cleaned_data
         try:
             tenant = services.provision_tenant(
-                name=data["name"], slug=data["slug"], plan=data["plan"],
-                domain=data["domain"] or None, pii_mode=data["pii_mode"],
+                name=data["name"],
+                slug=data["slug"],
+                plan=data["plan"],
+                domain=data["domain"] or None,
+                pii_mode=data["pii_mode"],
             )
         except SwitchboardError as exc:
             form.add_error(exc.param if exc.param in form.fields else None, exc.message)
@@ -54,8 +57,9 @@ def tenant_provision(request):
             messages.success(request, f"Tenant {tenant.name} provisioned.")
             return redirect("console:tenant_detail", slug=tenant.slug)
     tenants = selectors.tenants_for_user(request.user).order_by("name")
-    return render(request, "tenants/tenant_list.html", {"tenants": tenants, "form": form},
-                  status=400)
+    return render(
+        request, "tenants/tenant_list.html", {"tenants": tenants, "form": form}, status=400
+    )
 
 
 @tenant_view(*READ_ROLES)
@@ -113,9 +117,11 @@ def api_keys(request):
         if form.is_valid():
             try:
                 issued = services.create_api_key(
-                    tenant=tenant, name=form.cleaned_data["name"],
+                    tenant=tenant,
+                    name=form.cleaned_data["name"],
                     scopes=form.cleaned_data["scopes"],
-                    expires_at=form.cleaned_data["expires_at"], created_by_id=request.user.id,
+                    expires_at=form.cleaned_data["expires_at"],
+                    created_by_id=request.user.id,
                 )
             except SwitchboardError as exc:
                 form.add_error(None, exc.message)
@@ -139,8 +145,13 @@ def api_key_revoke(request, key_id: int):
     services.revoke_api_key(key=key)
     messages.success(request, f"Key {key.prefix}… revoked.")
     if request.htmx:
-        context = {"tenant": request.tenant, "keys": ApiKey.objects.filter(tenant=request.tenant),
-                   "form": ApiKeyForm(), "issued": None, "can_manage": True}
+        context = {
+            "tenant": request.tenant,
+            "keys": ApiKey.objects.filter(tenant=request.tenant),
+            "form": ApiKeyForm(),
+            "issued": None,
+            "can_manage": True,
+        }
         return render(request, "tenants/_keys.html", context)
     return redirect("console:api_keys", slug=request.tenant.slug)
 

@@ -86,7 +86,9 @@ def staff(db, tenants):
     def make(role: str | None, tenant_key: str = "a", superuser: bool = False):
         count = make.counter = getattr(make, "counter", 0) + 1
         user = services.create_staff_user(
-            username=f"{role or 'root'}-{count}-{tenant_key}", email="", password="pw-Secret-123",
+            username=f"{role or 'root'}-{count}-{tenant_key}",
+            email="",
+            password="pw-Secret-123",
             superuser=superuser,
         )
         if role:
@@ -147,8 +149,9 @@ def asgi_server(django_db_setup, django_db_blocker, tenants):
     from config.asgi import application
 
     port = _free_port()
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off")
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
     server = uvicorn.Server(config)
     blocker = django_db_blocker.unblock()
     blocker.__enter__()

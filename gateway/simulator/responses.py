@@ -3,6 +3,7 @@ hash-derived embeddings, token counts. Pure functions, no I/O."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -41,7 +42,9 @@ def default_text(messages: list[dict]) -> str:
 
 def instance_for_schema(schema: dict, defs: dict | None = None, depth: int = 0) -> Any:
     """A small JSON document valid against ``schema`` (the subset structured outputs use)."""
-    defs = defs if defs is not None else {**schema.get("$defs", {}), **schema.get("definitions", {})}
+    defs = (
+        defs if defs is not None else {**schema.get("$defs", {}), **schema.get("definitions", {})}
+    )
     if depth > 8:
         return None
     if "$ref" in schema:
@@ -96,6 +99,10 @@ def embedding_for(text: str, dimensions: int) -> list[float]:
     values = values[:dimensions]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
     return [round(v / norm, 6) for v in values]
+
+
+def base64_floats(vector: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def json_answer(response_format: dict | None) -> str | None:

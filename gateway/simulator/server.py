@@ -75,8 +75,14 @@ class _State:
 
 
 def _error_body(status: int, anthropic: bool) -> dict:
-    kinds = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-             429: "rate_limit_error", 500: "api_error", 503: "overloaded_error"}
+    kinds = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+        500: "api_error",
+        503: "overloaded_error",
+    }
     kind = kinds.get(status, "api_error")
     message = f"Simulated error {status}"
     if anthropic:
@@ -119,10 +125,15 @@ class _App:
             await self._control(method, path, payload, send)
             return
         with self.state.lock:
-            self.state.requests.append({
-                "method": method, "path": path, "headers": headers, "json": payload,
-                "time": time.time(),
-            })
+            self.state.requests.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "headers": headers,
+                    "json": payload,
+                    "time": time.time(),
+                }
+            )
         await self._serve(method, path, payload or {}, send)
 
     # --- control -----------------------------------------------------------------------------
@@ -144,8 +155,9 @@ class _App:
                         # Answered first, then the port closes (for `seconds`, default 5).
                         await _json(send, 200, {"ok": True})
                         seconds = float(options.get("seconds") or 5)
-                        threading.Thread(target=self.sim._outage, args=(seconds,),
-                                         daemon=True).start()
+                        threading.Thread(
+                            target=self.sim._outage, args=(seconds,), daemon=True
+                        ).start()
                         return
                     self.sim.set_fault(payload.get("kind"), **options)
                 elif action == "clear":
@@ -180,15 +192,33 @@ class _App:
             await _json(send, status.status, _error_body(status.status, anthropic), extra)
             return
         if self.state.take_fault(path, {"malformed"}):
-            await _raw(send, 200, b'{"id": "broken", "choices": [ this is not json',
-                       "application/json")
+            await _raw(
+                send, 200, b'{"id": "broken", "choices": [ this is not json', "application/json"
+            )
             return
         chunk_delay = latency.chunk_delay if latency else 0.0
         if method == "GET" and path == "/v1/models":
-            await _json(send, 200, {"object": "list", "data": [
-                {"id": "sim-large", "object": "model", "created": 0, "owned_by": "simulator"},
-                {"id": "sim-small", "object": "model", "created": 0, "owned_by": "simulator"},
-            ]})
+            await _json(
+                send,
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": "sim-large",
+                            "object": "model",
+                            "created": 0,
+                            "owned_by": "simulator",
+                        },
+                        {
+                            "id": "sim-small",
+                            "object": "model",
+                            "created": 0,
+                            "owned_by": "simulator",
+                        },
+                    ],
+                },
+            )
         elif method == "POST" and path == "/v1/chat/completions":
             await self._openai_chat(path, payload, send, chunk_delay)
         elif method == "POST" and path == "/v1/embeddings":
@@ -215,32 +245,57 @@ class _App:
         reply = self._reply(messages, body.get("response_format"))
         content = reply.get("content", "")
         model = body.get("model") or "sim-large"
-        prompt_tokens = sum(responses.count_tokens(responses.message_text(m.get("content")))
-                            for m in messages if isinstance(m, dict)) + 3 * len(messages)
+        prompt_tokens = sum(
+            responses.count_tokens(responses.message_text(m.get("content")))
+            for m in messages
+            if isinstance(m, dict)
+        ) + 3 * len(messages)
         completion_tokens = responses.count_tokens(content)
         call_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
         extra = {"x-request-id": f"req_{uuid.uuid4().hex}"}
         if not body.get("stream"):
-            await _json(send, 200, {
-                "id": call_id, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content,
-                                                     "refusal": None},
-                             "finish_reason": reply.get("finish_reason", "stop"),
-                             "logprobs": None}],
-                "usage": usage, "system_fingerprint": "fp_simulated",
-            }, extra)
+            await _json(
+                send,
+                200,
+                {
+                    "id": call_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content, "refusal": None},
+                            "finish_reason": reply.get("finish_reason", "stop"),
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": usage,
+                    "system_fingerprint": "fp_simulated",
+                },
+                extra,
+            )
             return
         cut = self.state.take_fault(path, {"midstream_failure"})
         await _start_stream(send, extra)
 
         def chunk(delta: dict, finish=None) -> dict:
-            return {"id": call_id, "object": "chat.completion.chunk", "created": created,
-                    "model": model, "system_fingerprint": "fp_simulated",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                 "logprobs": None}]}
+            return {
+                "id": call_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_simulated",
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+                ],
+            }
 
         await _sse(send, chunk({"role": "assistant", "content": ""}))
         for number, piece in enumerate(_pieces(content)):
@@ -255,8 +310,7 @@ class _App:
             final["choices"] = []
             final["usage"] = usage
             await _sse(send, final)
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n",
-                    "more_body": False})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
     async def _openai_embeddings(self, body: dict, send) -> None:
         texts = body.get("input")
@@ -266,14 +320,27 @@ class _App:
             await _json(send, 400, _error_body(400, False))
             return
         dimensions = int(body.get("dimensions") or 1536)
-        data = [{"object": "embedding", "index": i,
-                 "embedding": responses.embedding_for(str(t), dimensions)}
-                for i, t in enumerate(texts)]
+        encode = responses.base64_floats if body.get("encoding_format") == "base64" else list
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": encode(responses.embedding_for(str(t), dimensions)),
+            }
+            for i, t in enumerate(texts)
+        ]
         tokens = sum(responses.count_tokens(str(t)) for t in texts)
-        await _json(send, 200, {"object": "list", "data": data,
-                                "model": body.get("model") or "sim-embed",
-                                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                    {"x-request-id": f"req_{uuid.uuid4().hex}"})
+        await _json(
+            send,
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model") or "sim-embed",
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+            {"x-request-id": f"req_{uuid.uuid4().hex}"},
+        )
 
     async def _anthropic_messages(self, path: str, body: dict, send, chunk_delay: float) -> None:
         messages = body.get("messages") or []
@@ -305,8 +372,14 @@ class _App:
                     tool_input = {"raw": scripted["content"]}
             else:
                 tool_input = responses.instance_for_schema(tool.get("input_schema") or {})
-            blocks = [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}",
-                       "name": tool["name"], "input": tool_input}]
+            blocks = [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:20]}",
+                    "name": tool["name"],
+                    "input": tool_input,
+                }
+            ]
             stop_reason = "tool_use"
             output_text = json.dumps(tool_input)
         else:
@@ -316,42 +389,84 @@ class _App:
             output_text = text
         output_tokens = responses.count_tokens(output_text)
         extra = {"request-id": f"req_{uuid.uuid4().hex}"}
-        message = {"id": msg_id, "type": "message", "role": "assistant", "model": model,
-                   "content": blocks, "stop_reason": stop_reason, "stop_sequence": None,
-                   "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}}
+        message = {
+            "id": msg_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": blocks,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        }
         if not body.get("stream"):
             await _json(send, 200, message, extra)
             return
         cut = self.state.take_fault(path, {"midstream_failure"})
         await _start_stream(send, extra)
-        start = dict(message, content=[], stop_reason=None,
-                     usage={"input_tokens": input_tokens, "output_tokens": 1})
+        start = dict(
+            message,
+            content=[],
+            stop_reason=None,
+            usage={"input_tokens": input_tokens, "output_tokens": 1},
+        )
         await _event(send, "message_start", {"type": "message_start", "message": start})
         block = blocks[0]
         if block["type"] == "text":
-            await _event(send, "content_block_start", {
-                "type": "content_block_start", "index": 0,
-                "content_block": {"type": "text", "text": ""}})
+            await _event(
+                send,
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
             pieces, delta_type, key = _pieces(block["text"]), "text_delta", "text"
         else:
-            await _event(send, "content_block_start", {
-                "type": "content_block_start", "index": 0,
-                "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"],
-                                  "input": {}}})
-            pieces, delta_type, key = _pieces(json.dumps(block["input"])), "input_json_delta", \
-                "partial_json"
+            await _event(
+                send,
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {
+                        "type": "tool_use",
+                        "id": block["id"],
+                        "name": block["name"],
+                        "input": {},
+                    },
+                },
+            )
+            pieces, delta_type, key = (
+                _pieces(json.dumps(block["input"])),
+                "input_json_delta",
+                "partial_json",
+            )
         for number, piece in enumerate(pieces):
             if cut and number >= cut.after_chunks:
                 raise _Disconnect  # the response never ends: uvicorn drops the connection
             if chunk_delay:
                 await asyncio.sleep(chunk_delay)
-            await _event(send, "content_block_delta", {
-                "type": "content_block_delta", "index": 0,
-                "delta": {"type": delta_type, key: piece}})
+            await _event(
+                send,
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": delta_type, key: piece},
+                },
+            )
         await _event(send, "content_block_stop", {"type": "content_block_stop", "index": 0})
-        await _event(send, "message_delta", {
-            "type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-            "usage": {"output_tokens": output_tokens}})
+        await _event(
+            send,
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": output_tokens},
+            },
+        )
         await _event(send, "message_stop", {"type": "message_stop"})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -369,10 +484,13 @@ async def _json(send, status: int, payload: Any, headers: dict[str, str] | None 
     await _raw(send, status, json.dumps(payload).encode(), "application/json", headers)
 
 
-async def _raw(send, status: int, body: bytes, content_type: str,
-               headers: dict[str, str] | None = None) -> None:
-    raw_headers = [(b"content-type", content_type.encode()),
-                   (b"content-length", str(len(body)).encode())]
+async def _raw(
+    send, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> None:
+    raw_headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -385,8 +503,13 @@ async def _start_stream(send, headers: dict[str, str]) -> None:
 
 
 async def _sse(send, payload: dict) -> None:
-    await send({"type": "http.response.body",
-                "body": b"data: " + json.dumps(payload).encode() + b"\n\n", "more_body": True})
+    await send(
+        {
+            "type": "http.response.body",
+            "body": b"data: " + json.dumps(payload).encode() + b"\n\n",
+            "more_body": True,
+        }
+    )
 
 
 async def _event(send, name: str, payload: dict) -> None:
@@ -420,16 +543,22 @@ class SimulatorServer:
         return self.base_url
 
     def _config(self) -> uvicorn.Config:
-        return uvicorn.Config(self._app, host=self.host, port=self.port, log_level="critical",
-                              access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        return uvicorn.Config(
+            self._app,
+            host=self.host,
+            port=self.port,
+            log_level="critical",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
 
     def start(self) -> SimulatorServer:
         with self._lifecycle:
             if self._thread is not None:
                 return self
             self._server = uvicorn.Server(self._config())
-            self._thread = threading.Thread(target=self._server.run, name="simulator",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._server.run, name="simulator", daemon=True)
             self._thread.start()
             deadline = time.monotonic() + 10
             while not self._server.started:
@@ -467,8 +596,7 @@ class SimulatorServer:
         if kind == "down":
             self._go_down()
             return
-        known = {"path", "count", "status", "retry_after", "seconds", "chunk_delay",
-                 "after_chunks"}
+        known = {"path", "count", "status", "retry_after", "seconds", "chunk_delay", "after_chunks"}
         unknown = set(options) - known
         if unknown:
             raise ValueError(f"unknown fault option(s) {sorted(unknown)}")

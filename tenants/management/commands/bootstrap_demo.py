@@ -40,17 +40,19 @@ class Command(BaseCommand):
         except Exception as exc:  # the demo still starts; the console shows what is missing
             self.stderr.write(f"Prompt defaults not loaded: {exc}")
         self.stdout.write(
-            "\n".join([
-                "",
-                "  Switchboard demo",
-                "  ----------------",
-                f"  Console:  http://127.0.0.1:8000/   user: demo   password: {password}",
-                f"  Tenant:   {tenant.name} ({tenant.slug})",
-                f"  API key:  {issued.plaintext}",
-                "  Try:      curl -s http://127.0.0.1:8000/v1/chat/completions \\",
-                f"              -H 'Authorization: Bearer {issued.plaintext}' \\",
-                "              -H 'Content-Type: application/json' \\",
-                "              -d '{\"model\": \"fast\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'",
-                "",
-            ])
+            "\n".join(
+                [
+                    "",
+                    "  Switchboard demo",
+                    "  ----------------",
+                    f"  Console:  http://127.0.0.1:8000/   user: demo   password: {password}",
+                    f"  Tenant:   {tenant.name} ({tenant.slug})",
+                    f"  API key:  {issued.plaintext}",
+                    "  Try:      curl -s http://127.0.0.1:8000/v1/chat/completions \\",
+                    f"              -H 'Authorization: Bearer {issued.plaintext}' \\",
+                    "              -H 'Content-Type: application/json' \\",
+                    '              -d \'{"model": "fast", "messages": [{"role": "user", "content": "Hello"}]}\'',
+                    "",
+                ]
+            )
         )

@@ -14,8 +14,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True, help="tenant slug")
         parser.add_argument("--name", required=True)
-        parser.add_argument("--scopes", default=",".join(ApiKey.ALL_SCOPES),
-                            help="comma-separated: " + ", ".join(ApiKey.ALL_SCOPES))
+        parser.add_argument(
+            "--scopes",
+            default=",".join(ApiKey.ALL_SCOPES),
+            help="comma-separated: " + ", ".join(ApiKey.ALL_SCOPES),
+        )
         parser.add_argument("--expires-in-days", type=int)
 
     def handle(self, *args, **options):
@@ -27,7 +30,8 @@ class Command(BaseCommand):
             expires_at = timezone.now() + timedelta(days=options["expires_in_days"])
         try:
             issued = services.create_api_key(
-                tenant=tenant, name=options["name"],
+                tenant=tenant,
+                name=options["name"],
                 scopes=[s.strip() for s in options["scopes"].split(",") if s.strip()],
                 expires_at=expires_at,
             )

@@ -18,8 +18,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--username", required=True)
         parser.add_argument("--email", default="")
-        parser.add_argument("--password-env", default="SWITCHBOARD_STAFF_PASSWORD",
-                            help="environment variable holding the password")
+        parser.add_argument(
+            "--password-env",
+            default="SWITCHBOARD_STAFF_PASSWORD",
+            help="environment variable holding the password",
+        )
         parser.add_argument("--tenant", help="tenant slug")
         parser.add_argument("--role", choices=Membership.Role.values)
         parser.add_argument("--superuser", action="store_true")
@@ -34,7 +37,9 @@ class Command(BaseCommand):
                 raise CommandError(f"Set the password in ${options['password_env']}.")
             try:
                 user = services.create_staff_user(
-                    username=options["username"], email=options["email"], password=password,
+                    username=options["username"],
+                    email=options["email"],
+                    password=password,
                     superuser=options["superuser"],
                 )
             except SwitchboardError as exc:

@@ -23,8 +23,11 @@ class Command(BaseCommand):
                 raise CommandError(f"No plan with slug {options['plan']!r}.")
         try:
             tenant = services.provision_tenant(
-                name=options["name"], slug=options["slug"], plan=plan,
-                domain=options["domain"], pii_mode=options["pii_mode"],
+                name=options["name"],
+                slug=options["slug"],
+                plan=plan,
+                domain=options["domain"],
+                pii_mode=options["pii_mode"],
             )
         except SwitchboardError as exc:
             raise CommandError(exc.message) from exc

@@ -1,0 +1,1 @@
+"""Input and output guards: PII redaction and restoration, injection heuristics, output checks."""

@@ -1,0 +1,550 @@
+"""The gateway's entry point: the one path every AI call takes.
+
+``execute_chat`` / ``stream_chat`` / ``execute_embeddings`` run the life of a call from DESIGN.md:
+resolve the deployments an alias may use, guard the input (PII, injection), admit it against
+rate limits and budgets, call the model through the fallback ladder, validate the output against
+its contract, restore PII placeholders, and record exactly one usage record and one audit record,
+whatever the outcome. Nothing else in the project calls a provider.
+
+All database work runs through ``_in_tenant``: explicitly in the call's tenant schema, on the
+request's own thread (thread-sensitive), so it is right in web requests, at the end of a stream
+(after the middleware has returned) and in Celery workers alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django_tenants.utils import schema_context
+
+from gateway import errors
+from gateway.guardrails.injection import detect_injection
+from gateway.guardrails.output import find_forbidden_terms, new_pii_in_output
+from gateway.guardrails.pii import (
+    PiiBlocked,
+    PiiVault,
+    apply_pii_policy,
+    get_redactor,
+    redact_for_storage,
+    redact_messages,
+)
+from gateway.ladder import run_chat, run_embed
+from gateway.ladder import stream_chat as ladder_stream
+from gateway.metrics import observe_call
+from gateway.records import AttemptRecord, CallContext, CallRecord, RetrievedChunk
+from gateway.routing import Deployment, get_routing_table
+from gateway.streaming import StreamRestorer
+from gateway.types import ChatRequest, ChatResult
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CallOutcome:
+    """What the caller gets back: the (restored) answer and the record of the call."""
+
+    record: CallRecord
+    content: str
+    parsed: Any = None
+    result: ChatResult | None = None
+    degraded: bool = False
+    cached: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _in_tenant(tenant, fn: Callable, *args, **kwargs):
+    """Run ``fn`` in the tenant's schema on the request's database thread."""
+
+    def run():
+        with schema_context(tenant.schema_name):
+            return fn(*args, **kwargs)
+
+    return sync_to_async(run)()
+
+
+# --- deployments --------------------------------------------------------------------------------
+
+
+def resolve_deployments(tenant, alias: str, *, capability: str = "chat") -> list[Deployment]:
+    """The ordered deployments this tenant may use for ``alias``; 404/403 when it may use none."""
+    table = get_routing_table()
+    plan = tenant.plan
+    if plan is not None and plan.allowed_aliases and alias not in plan.allowed_aliases:
+        raise errors.PermissionDenied(
+            f"The model {alias!r} is not available on this tenant's plan.",
+            code="model_not_allowed",
+            param="model",
+        )
+    try:
+        deployments = table.resolve(alias)
+    except KeyError:
+        raise errors.NotFound(
+            f"The model {alias!r} does not exist.", code="model_not_found", param="model"
+        ) from None
+    deployments = [d for d in deployments if capability in d.supports]
+    if tenant.allowed_providers:
+        deployments = [d for d in deployments if d.provider_family in tenant.allowed_providers]
+    if not deployments:
+        raise errors.PermissionDenied(
+            f"No deployment of {alias!r} may serve this tenant ({capability}).",
+            code="model_not_allowed",
+            param="model",
+        )
+    return deployments
+
+
+def visible_aliases(tenant) -> list[str]:
+    table = get_routing_table()
+    aliases = table.aliases()
+    plan = tenant.plan
+    if plan is not None and plan.allowed_aliases:
+        aliases = [a for a in aliases if a in plan.allowed_aliases]
+    return aliases
+
+
+# --- guards -------------------------------------------------------------------------------------
+
+
+def _user_texts(messages: Sequence[dict]) -> list[str]:
+    texts = []
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p.get("text") or "" for p in content if isinstance(p, dict))
+    return texts
+
+
+def _guard_input(
+    ctx: CallContext, request: ChatRequest, record: CallRecord, refuse_injection: bool
+) -> tuple[ChatRequest, PiiVault]:
+    redactor = get_redactor()
+    try:
+        outbound, vault = apply_pii_policy(request.messages, ctx.tenant.pii_mode, redactor)
+    except PiiBlocked as exc:
+        record.input_messages = redact_messages(request.messages, redactor, PiiVault())
+        record.pii_found = dict(getattr(exc, "found", {}) or {})
+        raise errors.InvalidRequest(
+            "The input contains personal data and this tenant's policy blocks it: "
+            f"{', '.join(sorted(record.pii_found)) or 'PII'}.",
+            code="pii_blocked",
+            param="messages",
+        ) from None
+    record.pii_found = dict(vault.found)
+    # What is stored is always redacted, whatever the policy let through to the provider.
+    record.input_messages = (
+        outbound
+        if ctx.tenant.pii_mode == "redact"
+        else redact_messages(request.messages, redactor, PiiVault())
+    )
+    verdict = detect_injection("\n".join(_user_texts(request.messages)))
+    if verdict.suspected:
+        record.injection_suspected = True
+        record.flags.append("injection_suspected")
+        if refuse_injection:
+            raise errors.InvalidRequest(
+                "The input looks like an attempt to override the instructions.",
+                code="injection_suspected",
+                param="input",
+            )
+    return replace(request, messages=outbound), vault
+
+
+def _estimate_tokens(messages: Sequence[dict]) -> int:
+    chars = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
+    return chars // 4 + 4 * len(messages) + 3
+
+
+def _max_output(request: ChatRequest, deployments: Sequence[Deployment]) -> int:
+    if request.max_tokens:
+        return request.max_tokens
+    return max(d.max_output_tokens for d in deployments)
+
+
+# --- admission and recording --------------------------------------------------------------------
+
+
+def _admit(ctx: CallContext, record: CallRecord, estimated_tokens: int, max_cost: Decimal):
+    from usage.services import admit
+
+    admission = admit(
+        tenant=ctx.tenant,
+        api_key_id=ctx.api_key_id,
+        end_user=ctx.end_user,
+        feature=ctx.feature,
+        call_id=ctx.call_id,
+        request_id=ctx.request_id,
+        estimated_tokens=estimated_tokens,
+        max_cost=max_cost,
+    )
+    record.reservation_id = admission.reservation_id
+    return admission
+
+
+def _persist(record: CallRecord) -> None:
+    from audit.services import record_audit
+    from usage.services import record_usage
+
+    with transaction.atomic():
+        record_usage(record)
+        record_audit(record)
+
+
+async def _record(ctx: CallContext, record: CallRecord, started: float) -> None:
+    record.latency_ms["total"] = _ms(started)
+    observe_call(record, ctx.tenant.slug)
+    try:
+        await _in_tenant(ctx.tenant, _persist, record)
+    except Exception:
+        # The reservation left by admission is swept into a "lost" usage and audit record, so a
+        # failure here loses nothing; the caller still gets its answer.
+        logger.exception("recording call failed", extra={"call_id": record.call_id})
+
+
+def _apply_result(record: CallRecord, result: ChatResult, table) -> None:
+    record.deployment = result.deployment
+    record.provider = result.provider
+    record.provider_model = result.provider_model or ""
+    record.provider_request_id = result.provider_request_id or ""
+    record.input_tokens = result.input_tokens
+    record.output_tokens = result.output_tokens
+    record.tokens_estimated = result.tokens_estimated
+    record.cost = table.cost(result.deployment, result.input_tokens, result.output_tokens)
+
+
+def _apply_attempts(record: CallRecord, attempts) -> None:
+    record.attempts = [
+        AttemptRecord(
+            deployment=a.deployment,
+            provider=getattr(a, "provider", ""),
+            outcome=a.outcome,
+            error_type=a.error_type or "",
+            status=a.status,
+            latency_ms=a.latency_ms,
+            retry=getattr(a, "retry", 0),
+        )
+        for a in attempts
+    ]
+
+
+def _fail(record: CallRecord, exc: errors.SwitchboardError) -> None:
+    record.status = "refused" if exc.status in (400, 403, 404, 413, 429) else "failed"
+    record.error_type = exc.type
+    record.error_code = exc.code
+    record.error_message = redact_for_storage(exc.message)[:500]
+    record.http_status = exc.status
+
+
+# --- chat ---------------------------------------------------------------------------------------
+
+
+async def execute_chat(
+    ctx: CallContext,
+    request: ChatRequest,
+    *,
+    contract: Any = None,
+    retrieved_chunks: Sequence[RetrievedChunk] = (),
+    refuse_injection: bool = False,
+    degraded_answer: Callable[[], Any] | None = None,
+) -> CallOutcome:
+    """Run one non-streaming chat call through the whole path and record it.
+
+    ``contract`` (prompts.contracts.OutputContract) adds provider-native structured output, local
+    validation with one corrective retry, and a 422 when nothing valid can be had.
+    ``degraded_answer`` builds the non-AI answer (e.g. extractive) used when the ladder is
+    exhausted and ``ctx.allow_degraded`` is set; by default ``ctx.degraded_text``.
+    """
+    started = time.perf_counter()
+    record = CallRecord.start(ctx)
+    record.retrieved_chunks = list(retrieved_chunks)
+    table = get_routing_table()
+    headers: dict[str, str] = {}
+    try:
+        stage = time.perf_counter()
+        deployments = resolve_deployments(ctx.tenant, ctx.alias)
+        outbound, vault = _guard_input(ctx, request, record, refuse_injection)
+        record.latency_ms["guard"] = _ms(stage)
+
+        stage = time.perf_counter()
+        max_out = _max_output(request, deployments)
+        estimated_in = _estimate_tokens(outbound.messages)
+        max_cost = max(table.cost(d.name, estimated_in, max_out) for d in deployments)
+        admission = await _in_tenant(
+            ctx.tenant, _admit, ctx, record, estimated_in + max_out, max_cost
+        )
+        headers.update(admission.headers)
+        record.latency_ms["admission"] = _ms(stage)
+
+        validate = None
+        if contract is not None:
+            response_format = contract.response_format()
+            if response_format is not None:
+                outbound = replace(outbound, response_format=response_format)
+
+            def validate(result: ChatResult) -> str | None:
+                return contract.validate(result.content)[1]
+
+        stage = time.perf_counter()
+        try:
+            ladder = await run_chat(
+                outbound,
+                deployments,
+                deadline_s=settings.SWITCHBOARD_CALL_DEADLINE_SECONDS,
+                validate=validate,
+            )
+        except (errors.UpstreamUnavailable, errors.OutputValidationFailed) as exc:
+            record.latency_ms["provider"] = _ms(stage)
+            _apply_attempts(record, getattr(exc, "attempts", []) or [])
+            if not ctx.allow_degraded:
+                raise
+            answer = degraded_answer() if degraded_answer else ctx.degraded_text
+            record.degraded = True
+            record.status = "degraded"
+            record.fallback_used = True
+            record.error_type = exc.type
+            record.error_code = exc.code
+            record.raw_output = answer if isinstance(answer, str) else ""
+            record.parsed_output = None if isinstance(answer, str) else answer
+            headers["X-Switchboard-Degraded"] = "true"
+            return CallOutcome(
+                record=record,
+                content=answer if isinstance(answer, str) else "",
+                parsed=None if isinstance(answer, str) else answer,
+                degraded=True,
+                headers=headers,
+            )
+        record.latency_ms["provider"] = _ms(stage)
+        result = ladder.result
+        _apply_result(record, result, table)
+        _apply_attempts(record, ladder.attempts)
+        record.fallback_used = ladder.fallback_used
+
+        stage = time.perf_counter()
+        parsed = contract.validate(result.content)[0] if contract is not None else None
+        record.raw_output = redact_for_storage(vault.restore(result.content))
+        record.parsed_output = parsed  # placeholders only: what the provider saw and said
+        content = vault.restore(result.content)
+        parsed_restored = vault.restore_json(parsed) if parsed is not None else None
+        leaked = new_pii_in_output(content, vault, get_redactor())
+        if leaked:
+            record.flags.append("pii_in_output")
+        forbidden = find_forbidden_terms(content, list(ctx.tenant.forbidden_terms or []))
+        if forbidden:
+            record.flags.append("forbidden_term")
+        record.latency_ms["output"] = _ms(stage)
+        headers["X-Switchboard-Deployment"] = result.deployment
+        return CallOutcome(
+            record=record,
+            content=content,
+            parsed=parsed_restored,
+            result=result,
+            headers=headers,
+        )
+    except errors.SwitchboardError as exc:
+        _fail(record, exc)
+        if isinstance(exc, errors.UpstreamUnavailable | errors.OutputValidationFailed):
+            _apply_attempts(record, getattr(exc, "attempts", []) or [])
+        raise
+    finally:
+        await _record(ctx, record, started)
+
+
+async def stream_chat(
+    ctx: CallContext,
+    request: ChatRequest,
+    *,
+    contract: Any = None,
+    retrieved_chunks: Sequence[RetrievedChunk] = (),
+    refuse_injection: bool = False,
+) -> tuple[dict[str, str], AsyncIterator[dict]]:
+    """Admit a streaming call, then return (headers, events).
+
+    Refusals (bad input, limits, unknown model) raise here, before any byte is sent, so the view
+    answers them with a normal JSON error. Events: ``{"type": "delta", "content": str}`` as
+    tokens arrive, then ``{"type": "done", "finish_reason", "usage", "deployment"}`` or, when the
+    provider fails after the first token, ``{"type": "error", "error": {...}}``.
+    """
+    started = time.perf_counter()
+    record = CallRecord.start(ctx)
+    record.retrieved_chunks = list(retrieved_chunks)
+    table = get_routing_table()
+    headers: dict[str, str] = {}
+    try:
+        deployments = resolve_deployments(ctx.tenant, ctx.alias)
+        outbound, vault = _guard_input(ctx, request, record, refuse_injection)
+        max_out = _max_output(request, deployments)
+        estimated_in = _estimate_tokens(outbound.messages)
+        max_cost = max(table.cost(d.name, estimated_in, max_out) for d in deployments)
+        stage = time.perf_counter()
+        admission = await _in_tenant(
+            ctx.tenant, _admit, ctx, record, estimated_in + max_out, max_cost
+        )
+        headers.update(admission.headers)
+        record.latency_ms["admission"] = _ms(stage)
+    except errors.SwitchboardError as exc:
+        _fail(record, exc)
+        await _record(ctx, record, started)
+        raise
+    if contract is not None and contract.response_format() is not None:
+        outbound = replace(outbound, response_format=contract.response_format())
+
+    async def events() -> AsyncIterator[dict]:
+        restorer = StreamRestorer(vault.restore)
+        provider_started = time.perf_counter()
+        raw_parts: list[str] = []
+        try:
+            async for event in ladder_stream(
+                outbound,
+                deployments,
+                deadline_s=settings.SWITCHBOARD_CALL_DEADLINE_SECONDS,
+            ):
+                if event.kind == "delta":
+                    if "ttft" not in record.latency_ms:
+                        record.latency_ms["ttft"] = _ms(started)
+                    raw_parts.append(event.text)
+                    text = restorer.feed(event.text)
+                    if text:
+                        yield {"type": "delta", "content": text}
+                elif event.kind == "final":
+                    tail = restorer.flush()
+                    if tail:
+                        yield {"type": "delta", "content": tail}
+                    result = event.result
+                    _apply_result(record, result, table)
+                    _apply_attempts(record, event.attempts)
+                    record.fallback_used = event.fallback_used
+                    record.latency_ms["provider"] = _ms(provider_started)
+                    yield {
+                        "type": "done",
+                        "finish_reason": result.finish_reason,
+                        "deployment": result.deployment,
+                        "model": result.provider_model,
+                        "usage": {
+                            "prompt_tokens": result.input_tokens,
+                            "completion_tokens": result.output_tokens,
+                            "total_tokens": result.input_tokens + result.output_tokens,
+                        },
+                    }
+        except errors.SwitchboardError as exc:
+            _fail(record, exc)
+            if isinstance(exc, errors.StreamInterrupted):
+                record.status = "interrupted"
+            _apply_attempts(record, getattr(exc, "attempts", []) or [])
+            yield {
+                "type": "error",
+                "error": {
+                    "type": exc.type,
+                    "code": exc.code,
+                    "message": exc.message,
+                    "param": None,
+                },
+            }
+        finally:
+            text = "".join(raw_parts)
+            record.raw_output = redact_for_storage(vault.restore(text))
+            if contract is not None and record.status == "ok":
+                parsed, problem = contract.validate(text)
+                record.parsed_output = parsed
+                if problem:
+                    record.flags.append("output_invalid")
+            await _record(ctx, record, started)
+
+    return headers, events()
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddingsOutcome:
+    record: CallRecord
+    vectors: list[list[float]]
+    model: str
+    input_tokens: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def execute_embeddings(
+    ctx: CallContext, texts: list[str], *, dimensions: int | None = None
+) -> EmbeddingsOutcome:
+    """Embed texts through the embedding deployments of ``ctx.alias``, admitted and recorded."""
+    started = time.perf_counter()
+    record = CallRecord.start(ctx)
+    table = get_routing_table()
+    headers: dict[str, str] = {}
+    try:
+        deployments = resolve_deployments(ctx.tenant, ctx.alias, capability="embeddings")
+        redactor = get_redactor()
+        vault = PiiVault()
+        if ctx.tenant.pii_mode == "block":
+            found = [f for text in texts for f in redactor.find(text)]
+            if found:
+                raise errors.InvalidRequest(
+                    "The input contains personal data and this tenant's policy blocks it.",
+                    code="pii_blocked",
+                    param="input",
+                )
+        outbound = (
+            [redactor.redact(text, vault) for text in texts]
+            if ctx.tenant.pii_mode == "redact"
+            else list(texts)
+        )
+        record.pii_found = dict(vault.found)
+        record.input_messages = [
+            {"role": "user", "content": redact_for_storage(t)[:2000]} for t in texts[:20]
+        ]
+        estimated = sum(len(t) for t in outbound) // 4 + len(outbound)
+        max_cost = max(table.cost(d.name, estimated, 0) for d in deployments)
+        admission = await _in_tenant(ctx.tenant, _admit, ctx, record, estimated, max_cost)
+        headers.update(admission.headers)
+        stage = time.perf_counter()
+        ladder = await run_embed(
+            outbound,
+            deployments,
+            deadline_s=settings.SWITCHBOARD_CALL_DEADLINE_SECONDS,
+            dimensions=dimensions,
+        )
+        record.latency_ms["provider"] = _ms(stage)
+        result = ladder.result
+        _apply_attempts(record, ladder.attempts)
+        record.fallback_used = ladder.fallback_used
+        record.deployment = result.deployment
+        record.provider = getattr(result, "provider", "")
+        record.provider_model = result.model
+        record.input_tokens = result.input_tokens
+        record.cost = table.cost(result.deployment, result.input_tokens, 0)
+        headers["X-Switchboard-Deployment"] = result.deployment
+        return EmbeddingsOutcome(
+            record=record,
+            vectors=result.vectors,
+            model=result.model,
+            input_tokens=result.input_tokens,
+            headers=headers,
+        )
+    except errors.SwitchboardError as exc:
+        _fail(record, exc)
+        _apply_attempts(record, getattr(exc, "attempts", []) or [])
+        raise
+    finally:
+        await _record(ctx, record, started)
