@@ -114,6 +114,14 @@ def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    if b"\\ud" in raw or b"\\uD" in raw:
+        # JSON allows escaped lone surrogates; they are not text and cannot be sent on or stored.
+        try:
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                "The request body contains invalid Unicode (a lone surrogate).", code="invalid_json"
+            ) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ import struct
 import time
 from functools import wraps
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -39,6 +40,10 @@ def api_view(*methods: str, scope: str = "inference"):
                         f"This API key lacks the {scope!r} scope.", code="missing_scope"
                     )
                 return await view(request, *args, **kwargs)
+            except RequestDataTooBig:
+                return error_json_response(
+                    errors.PayloadTooLarge("The request body is larger than this server accepts.")
+                )
             except errors.SwitchboardError as exc:
                 return error_json_response(exc)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import connection
+
+pytest_plugins = ["tests.fixtures_gateway"]
 from django_tenants.utils import schema_context
 
 
@@ -36,12 +38,19 @@ class TenantFixture:
         return schema_context(self.tenant.schema_name)
 
 
+_TENANTS = {
+    "a": ("tenant-a", "Tenant A", "a.switchboard.test"),
+    "b": ("tenant-b", "Tenant B", "b.switchboard.test"),
+}
+
+
 def _make_tenant(slug: str, name: str, domain: str | None = None) -> TenantFixture:
     from tenants import services
     from tenants.models import Tenant
 
     tenant = Tenant.objects.filter(slug=slug).first()
     if tenant is None:
+        # The schema survives a flush of the public tables; provisioning reuses it.
         tenant = services.provision_tenant(name=name, slug=slug, domain=domain)
     issued = services.create_api_key(tenant=tenant, name="test key")
     return TenantFixture(tenant=tenant, key=issued.plaintext, key_id=issued.key.id)
@@ -49,23 +58,36 @@ def _make_tenant(slug: str, name: str, domain: str | None = None) -> TenantFixtu
 
 @pytest.fixture(scope="session")
 def tenants(django_db_setup, django_db_blocker) -> dict[str, TenantFixture]:
-    """Two tenants with schemas, domains and keys; created once per test session (committed)."""
+    """Two tenants with schemas, domains and keys, made once per test session (committed)."""
     with django_db_blocker.unblock():
-        made = {
-            "a": _make_tenant("tenant-a", "Tenant A", domain="a.switchboard.test"),
-            "b": _make_tenant("tenant-b", "Tenant B", domain="b.switchboard.test"),
-        }
+        made = {k: _make_tenant(*spec) for k, spec in _TENANTS.items()}
         connection.set_schema_to_public()
     return made
 
 
+def _refresh_after_flush(tenants: dict[str, TenantFixture]) -> None:
+    """Transactional tests end by truncating the public tables (tenants, keys); tenant schemas
+    and their data stay. Re-create the public rows so the session tenants keep working."""
+    from tenants.models import ApiKey
+
+    for name, fixture in tenants.items():
+        if not ApiKey.objects.filter(pk=fixture.key_id).exists():
+            fresh = _make_tenant(*_TENANTS[name])
+            fixture.tenant, fixture.key, fixture.key_id = fresh.tenant, fresh.key, fresh.key_id
+    connection.set_schema_to_public()
+
+
 @pytest.fixture
-def tenant_a(tenants) -> TenantFixture:
+def tenant_a(tenants, django_db_blocker) -> TenantFixture:
+    with django_db_blocker.unblock():
+        _refresh_after_flush(tenants)
     return tenants["a"]
 
 
 @pytest.fixture
-def tenant_b(tenants) -> TenantFixture:
+def tenant_b(tenants, django_db_blocker) -> TenantFixture:
+    with django_db_blocker.unblock():
+        _refresh_after_flush(tenants)
     return tenants["b"]
 
 
@@ -82,6 +104,8 @@ def staff(db, tenants):
     from django.test import Client
 
     from tenants import services
+
+    _refresh_after_flush(tenants)
 
     def make(role: str | None, tenant_key: str = "a", superuser: bool = False):
         count = make.counter = getattr(make, "counter", 0) + 1

@@ -202,7 +202,7 @@ class AnthropicProvider:
         params, structured = _params(request, deployment)
         try:
             raw = await client.messages.with_raw_response.create(**params, timeout=timeout)
-            message = raw.parse()
+            message = await raw.parse()
             text_parts, tool_calls, structured_input = [], [], None
             for block in message.content:
                 if block.type == "text":
@@ -259,7 +259,7 @@ class AnthropicProvider:
                 **params, stream=True, timeout=timeout
             )
             request_id = raw.headers.get("request-id", "")
-            async for event in raw.parse():
+            async for event in await raw.parse():
                 if event.type == "message_start":
                     input_tokens = event.message.usage.input_tokens
                     model = event.message.model or model
