@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import connection
+from django_tenants.utils import schema_context
 
 pytest_plugins = ["tests.fixtures_gateway"]
-from django_tenants.utils import schema_context
 
 
 @dataclass
