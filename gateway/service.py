@@ -267,6 +267,7 @@ async def execute_chat(
     retrieved_chunks: Sequence[RetrievedChunk] = (),
     refuse_injection: bool = False,
     degraded_answer: Callable[[], Any] | None = None,
+    postprocess: Callable[[Any], tuple[Any, list[str]]] | None = None,
 ) -> CallOutcome:
     """Run one non-streaming chat call through the whole path and record it.
 
@@ -274,6 +275,8 @@ async def execute_chat(
     validation with one corrective retry, and a 422 when nothing valid can be had.
     ``degraded_answer`` builds the non-AI answer (e.g. extractive) used when the ladder is
     exhausted and ``ctx.allow_degraded`` is set; by default ``ctx.degraded_text``.
+    ``postprocess`` checks a valid parsed output against what only the caller knows (e.g.
+    citations against the retrieved chunks) and returns it corrected, with flags for the record.
     """
     started = time.perf_counter()
     record = CallRecord.start(ctx)
@@ -342,6 +345,9 @@ async def execute_chat(
 
         stage = time.perf_counter()
         parsed = contract.validate(result.content)[0] if contract is not None else None
+        if postprocess is not None and parsed is not None:
+            parsed, extra_flags = postprocess(parsed)
+            record.flags.extend(extra_flags)
         record.raw_output = redact_for_storage(vault.restore(result.content))
         record.parsed_output = parsed  # placeholders only: what the provider saw and said
         content = vault.restore(result.content)

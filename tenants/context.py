@@ -12,7 +12,9 @@ def console(request) -> dict:
     from gateway.routing import get_routing_table
 
     return {
-        "switcher_tenants": list(selectors.tenants_for_user(user).select_related(None).only("name", "slug")[:200]),
+        "switcher_tenants": list(
+            selectors.tenants_for_user(user).select_related(None).only("name", "slug")[:200]
+        ),
         "current_tenant": getattr(request, "tenant", None),
         "current_role": getattr(request, "role", None),
         "simulated_only": get_routing_table().simulated_only,

@@ -94,6 +94,16 @@ def ensure_template_schema() -> None:
     template.save(verbosity=0)
     if not schema_exists(TEMPLATE_SCHEMA):
         template.create_schema(check_if_exists=True, verbosity=0)
+    _load_prompt_defaults(template)
+
+
+def _load_prompt_defaults(tenant: Tenant) -> None:
+    from django_tenants.utils import schema_context
+
+    from prompts.services import load_defaults
+
+    with schema_context(tenant.schema_name):
+        load_defaults()
 
 
 def provision_tenant(
@@ -121,6 +131,8 @@ def provision_tenant(
     )
     tenant.full_clean()
     tenant.save(verbosity=0)
+    # Clones of the template already hold the shipped defaults; this loads any newer ones.
+    _load_prompt_defaults(tenant)
     if domain:
         Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
     connection.set_schema_to_public()

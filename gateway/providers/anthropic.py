@@ -181,10 +181,15 @@ def _params(request: ChatRequest, deployment: Deployment) -> tuple[dict, str | N
     }
     if system:
         params["system"] = system
+    # Sampling parameters travel in the body as-is: recent SDK releases no longer list them as
+    # arguments, while the Messages API still accepts them.
+    sampling = {}
     if request.temperature is not None:
-        params["temperature"] = min(request.temperature, 1.0)
+        sampling["temperature"] = min(request.temperature, 1.0)
     if request.top_p is not None:
-        params["top_p"] = request.top_p
+        sampling["top_p"] = request.top_p
+    if sampling:
+        params["extra_body"] = sampling
     if request.stop:
         params["stop_sequences"] = [request.stop] if isinstance(request.stop, str) else request.stop
     tools, tool_choice, structured = _tools(request)
@@ -203,6 +208,11 @@ class AnthropicProvider:
         try:
             raw = await client.messages.with_raw_response.create(**params, timeout=timeout)
             message = await raw.parse()
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc) from exc
+        except ValueError as exc:  # the body is not JSON
+            raise errors.ProviderBadResponse("the provider's answer is not valid") from exc
+        try:
             text_parts, tool_calls, structured_input = [], [], None
             for block in message.content:
                 if block.type == "text":
@@ -222,9 +232,7 @@ class AnthropicProvider:
                             }
                         )
             usage = message.usage
-        except anthropic.AnthropicError as exc:
-            raise translate_error(exc) from exc
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (TypeError, KeyError, AttributeError) as exc:
             raise errors.ProviderBadResponse("the provider's answer is not valid") from exc
         if structured is not None:
             content = json.dumps(structured_input) if structured_input is not None else ""

@@ -102,12 +102,15 @@ class OpenAIProvider:
                 **_params(request, deployment), timeout=timeout
             )
             response = raw.parse()
+        except openai.OpenAIError as exc:
+            raise translate_error(exc) from exc
+        except ValueError as exc:  # the body is not JSON
+            raise errors.ProviderBadResponse("the provider's answer is not valid") from exc
+        try:
             choice = response.choices[0]
             content = choice.message.content or ""
             usage = response.usage
-        except openai.OpenAIError as exc:
-            raise translate_error(exc) from exc
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        except (TypeError, KeyError, AttributeError, IndexError) as exc:
             raise errors.ProviderBadResponse("the provider's answer is not valid") from exc
         estimated = usage is None
         prompt_text = json.dumps(request.messages)

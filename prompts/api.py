@@ -1,0 +1,101 @@
+"""``POST /api/v1/features/<slug>/runs``: run a tenant's AI feature (sync or stream)."""
+
+from __future__ import annotations
+
+import json
+
+from asgiref.sync import async_to_sync
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gateway.errors import InvalidRequest
+from prompts.runs import execute_run, stream_run
+from prompts.serializers import RunRequestSerializer, RunSerializer
+
+
+def run_payload(run, outcome) -> dict:
+    record = outcome.record
+    output = outcome.parsed if outcome.parsed is not None else outcome.content
+    citations = output.get("citations", []) if isinstance(output, dict) else []
+    return {
+        "id": record.call_id,
+        "feature": run.feature.slug,
+        "output": output,
+        "prompt_version": run.version.label,
+        "variant": run.variant,
+        "model": record.alias,
+        "deployment": record.deployment,
+        "usage": {
+            "input_tokens": record.input_tokens,
+            "output_tokens": record.output_tokens,
+            "cost": format(record.cost, "f"),
+        },
+        "citations": [str(c) for c in citations],
+        "cached": outcome.cached,
+        "degraded": outcome.degraded,
+        "flags": list(record.flags),
+    }
+
+
+class FeatureRunView(APIView):
+    required_scope = "inference"
+
+    @extend_schema(
+        request=RunRequestSerializer,
+        responses={
+            200: RunSerializer,
+            202: OpenApiResponse(description="async: job_id and status_url"),
+            422: OpenApiResponse(description="output_validation_failed"),
+            429: OpenApiResponse(description="rate_limited or ai_quota_exceeded"),
+            503: OpenApiResponse(description="upstream_unavailable"),
+        },
+        summary="Run a feature",
+    )
+    def post(self, request, slug: str):
+        body = RunRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        common = dict(
+            tenant=request.tenant,
+            slug=slug,
+            data=data["input"],
+            end_user=data.get("user", ""),
+            request_id=request._request.request_id,
+            key=request.auth,
+            access_tags=data.get("access_tags"),
+        )
+        if data["mode"] == "async":
+            raise InvalidRequest(
+                "Async runs are not available yet: use sync or stream.",
+                param="mode",
+                code="unsupported_mode",
+            )
+        if data["mode"] == "stream":
+            return self._stream(common)
+        run, outcome = async_to_sync(execute_run)(**common)
+        return Response(run_payload(run, outcome), headers=outcome.headers)
+
+    def _stream(self, common: dict):
+        run, ctx, headers, events = async_to_sync(stream_run)(**common)
+
+        async def sse():
+            meta = {
+                "id": ctx.call_id,
+                "feature": run.feature.slug,
+                "prompt_version": run.version.label,
+                "variant": run.variant,
+            }
+            yield f"event: run\ndata: {json.dumps(meta)}\n\n".encode()
+            async for event in events:
+                yield (
+                    f"event: {event['type']}\ndata: "
+                    f"{json.dumps({k: v for k, v in event.items() if k != 'type'})}\n\n"
+                ).encode()
+
+        response = StreamingHttpResponse(sse(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        for name, value in headers.items():
+            response[name] = value
+        return response

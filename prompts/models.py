@@ -1,0 +1,121 @@
+"""Tenant-schema prompts as configuration: features, immutable published versions, the traffic
+split between them, and the change log of every publish, weight change and rollback."""
+
+from django.db import models
+
+
+class Feature(models.Model):
+    class ContractKind(models.TextChoices):
+        TEXT = "text", "Free text"
+        JSON_SCHEMA = "json_schema", "JSON Schema"
+        CLASSIFICATION = "classification", "Classification"
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    model_alias = models.CharField(max_length=200, default="fast")
+    uses_retrieval = models.BooleanField(default=False)
+    allow_degraded = models.BooleanField(default=True)
+    degraded_text = models.TextField(
+        default="This answer is temporarily unavailable. Please try again in a few minutes."
+    )
+    refuse_injection = models.BooleanField(default=False)
+    default_version = models.CharField(max_length=20, blank=True)  # semver of the shipped file
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class PromptVersion(models.Model):
+    """One version of a feature's prompt. Drafts may change; published versions never do."""
+
+    class Source(models.TextChoices):
+        DEFAULT = "default", "Shipped default"
+        TENANT = "tenant", "Tenant's own"
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    label = models.CharField(max_length=40)  # "v3" or "default@1.2.0"
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.TENANT)
+    system = models.TextField()
+    context_template = models.TextField(blank=True)
+    user_template = models.TextField()
+    variables = models.JSONField(default=list)  # declared input variable names
+    few_shot = models.JSONField(default=list)  # [{"input": {...}, "output": "..."}]
+    negative_examples = models.JSONField(default=list)  # [{"input": {...}, "why": "..."}]
+    params = models.JSONField(default=dict)  # temperature, max_tokens, top_p
+    contract = models.JSONField(default=dict)  # {"kind", "schema"?, "labels"?}
+    author_id = models.BigIntegerField(null=True)
+    author_name = models.CharField(max_length=150, blank=True)
+    changelog = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["feature", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["feature", "number"], name="one_number_per_feature"),
+            models.UniqueConstraint(fields=["feature", "label"], name="one_label_per_feature"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature.slug} {self.label}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+
+class FeatureDeployment(models.Model):
+    """What serves a feature now: one active version, or an A/B split between versions."""
+
+    feature = models.OneToOneField(Feature, on_delete=models.CASCADE, related_name="deployment")
+    active_version = models.ForeignKey(
+        PromptVersion, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    # [{"version_id": 3, "weight": 80, "variant": "A"}, …]; empty means only active_version
+    split = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class ChangeLogEntry(models.Model):
+    class Action(models.TextChoices):
+        PUBLISH = "publish", "Publish"
+        ROLLBACK = "rollback", "Rollback"
+        SPLIT = "split", "Traffic split"
+        DEFAULT = "default", "Shipped default loaded"
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="changes")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    actor_id = models.BigIntegerField(null=True)
+    actor_name = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class EvalCase(models.Model):
+    """One input with an expectation, for evaluating a candidate version before publishing."""
+
+    class Check(models.TextChoices):
+        LABEL = "label", "Exact label"
+        FIELDS = "fields", "JSON fields equal"
+        CONTAINS = "contains", "Output contains"
+        VALID = "valid", "Valid against the contract"
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="eval_cases")
+    name = models.CharField(max_length=200)
+    input = models.JSONField(default=dict)
+    check = models.CharField(max_length=10, choices=Check.choices)
+    expected = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]

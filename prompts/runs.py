@@ -1,0 +1,208 @@
+"""Feature runs: resolve the feature's serving version (A/B sticky per end user), retrieve
+context, render, and call the gateway's entry point, which admits, guards, calls the ladder,
+validates the contract and records the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django_tenants.utils import schema_context
+
+from gateway import service
+from gateway.errors import NotFound
+from gateway.records import CallContext, RetrievedChunk
+from gateway.types import ChatRequest
+from prompts.contracts import OutputContract
+from prompts.models import Feature, PromptVersion
+from prompts.rendering import ContextChunk, render_messages
+from prompts.services import choose_version
+
+
+@dataclass
+class PreparedRun:
+    feature: Feature
+    version: PromptVersion
+    variant: str
+    contract: OutputContract
+    request: ChatRequest
+    chunks: list[RetrievedChunk]
+    context: list[ContextChunk]
+
+
+def retrieve_context(
+    tenant, feature: Feature, data: dict, access_tags: list[str] | None
+) -> tuple[list[ContextChunk], list[RetrievedChunk]]:
+    """Chunks for a retrieval feature (the retrieval app's hybrid search, when installed)."""
+    try:
+        from retrieval.services import search_for_feature
+    except ImportError:
+        return [], []
+    return search_for_feature(tenant=tenant, feature=feature, data=data, access_tags=access_tags)
+
+
+def prepare_run(
+    *,
+    tenant,
+    slug: str,
+    data: Any,
+    end_user: str,
+    salt: str = "",
+    version: PromptVersion | None = None,
+    access_tags: list[str] | None = None,
+) -> PreparedRun:
+    """Everything before the model call (runs in the tenant's schema)."""
+    feature = Feature.objects.filter(slug=slug).first()
+    if feature is None:
+        raise NotFound(f"No feature {slug!r}.", param="slug", code="feature_not_found")
+    if version is None:
+        choice = choose_version(feature, end_user, salt)
+        version, variant = choice.version, choice.variant
+    else:
+        variant = "console"
+    context, chunks = ([], [])
+    if feature.uses_retrieval:
+        context, chunks = retrieve_context(
+            tenant, feature, data if isinstance(data, dict) else {}, access_tags
+        )
+    messages = render_messages(version, data, context=context if feature.uses_retrieval else None)
+    params = version.params or {}
+    contract = OutputContract.from_dict(version.contract, feature.slug)
+    request = ChatRequest(
+        messages=messages,
+        temperature=params.get("temperature"),
+        top_p=params.get("top_p"),
+        max_tokens=params.get("max_tokens"),
+        user=end_user or None,
+    )
+    return PreparedRun(feature, version, variant, contract, request, chunks, context)
+
+
+def _context(
+    run: PreparedRun, *, tenant, request_id: str, key, end_user: str, mode: str, staff=None
+) -> CallContext:
+    return CallContext(
+        tenant=tenant,
+        request_id=request_id,
+        api_key_id=key.id if key else None,
+        api_key_prefix=key.prefix if key else "",
+        end_user=end_user,
+        feature=run.feature.slug,
+        mode=mode,
+        endpoint="feature_run",
+        alias=run.feature.model_alias,
+        prompt_version_id=run.version.id,
+        prompt_version_label=run.version.label,
+        variant=run.variant,
+        allow_degraded=run.feature.allow_degraded,
+        degraded_text=run.feature.degraded_text,
+        staff_user_id=staff.id if staff else None,
+        staff_username=staff.get_username() if staff else "",
+    )
+
+
+def _extractive_answer(run: PreparedRun) -> str:
+    """The non-AI rung for retrieval features: the best passages with their sources."""
+    if not run.context:
+        return run.feature.degraded_text
+    lines = [run.feature.degraded_text, ""]
+    for chunk in run.context[:3]:
+        lines.append(f"[{chunk.id}] {chunk.title}: {chunk.text[:400]}")
+    return "\n".join(lines)
+
+
+def drop_fabricated_citations(parsed: Any, run: PreparedRun) -> tuple[Any, list[str]]:
+    """A citation must name a chunk this run retrieved; others are removed and flagged."""
+    from gateway.guardrails.output import check_citations
+
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("citations"), list):
+        return parsed, []
+    kept, removed = check_citations(
+        [str(c) for c in parsed["citations"]], {c.id for c in run.context}
+    )
+    if not removed:
+        return parsed, []
+    return {**parsed, "citations": kept}, ["citation_removed"]
+
+
+async def execute_run(
+    *,
+    tenant,
+    slug: str,
+    data: Any,
+    end_user: str,
+    request_id: str,
+    key=None,
+    mode: str = "sync",
+    staff=None,
+    version: PromptVersion | None = None,
+    access_tags: list[str] | None = None,
+) -> tuple[PreparedRun, service.CallOutcome]:
+    def prepare():
+        with schema_context(tenant.schema_name):
+            return prepare_run(
+                tenant=tenant,
+                slug=slug,
+                data=data,
+                end_user=end_user,
+                salt=request_id,
+                version=version,
+                access_tags=access_tags,
+            )
+
+    run = await sync_to_async(prepare)()
+    ctx = _context(
+        run,
+        tenant=tenant,
+        request_id=request_id,
+        key=key,
+        end_user=end_user,
+        mode=mode,
+        staff=staff,
+    )
+    outcome = await service.execute_chat(
+        ctx,
+        run.request,
+        contract=run.contract if run.contract.kind != "text" else None,
+        retrieved_chunks=run.chunks,
+        refuse_injection=run.feature.refuse_injection,
+        degraded_answer=(lambda: _extractive_answer(run)) if run.feature.uses_retrieval else None,
+        postprocess=lambda parsed: drop_fabricated_citations(parsed, run),
+    )
+    return run, outcome
+
+
+async def stream_run(
+    *,
+    tenant,
+    slug: str,
+    data: Any,
+    end_user: str,
+    request_id: str,
+    key=None,
+    access_tags: list[str] | None = None,
+):
+    def prepare():
+        with schema_context(tenant.schema_name):
+            return prepare_run(
+                tenant=tenant,
+                slug=slug,
+                data=data,
+                end_user=end_user,
+                salt=request_id,
+                access_tags=access_tags,
+            )
+
+    run = await sync_to_async(prepare)()
+    ctx = _context(
+        run, tenant=tenant, request_id=request_id, key=key, end_user=end_user, mode="stream"
+    )
+    headers, events = await service.stream_chat(
+        ctx,
+        run.request,
+        contract=run.contract if run.contract.kind != "text" else None,
+        retrieved_chunks=run.chunks,
+        refuse_injection=run.feature.refuse_injection,
+    )
+    return run, ctx, headers, events

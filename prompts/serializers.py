@@ -1,0 +1,43 @@
+from rest_framework import serializers
+
+
+class RunRequestSerializer(serializers.Serializer):
+    input = serializers.JSONField(help_text='The feature\'s variables, e.g. {"question": "…"}')
+    user = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=256,
+        help_text="Your end user's id (A/B arms stick to it; limits "
+        "and usage are attributed to it).",
+    )
+    mode = serializers.ChoiceField(choices=["sync", "stream", "async"], default="sync")
+    access_tags = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=50
+    )
+    webhook_url = serializers.URLField(required=False)
+
+    def validate_input(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be an object of the feature's variables")
+        return value
+
+
+class RunUsageSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cost = serializers.CharField()
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    feature = serializers.CharField()
+    output = serializers.JSONField()
+    prompt_version = serializers.CharField()
+    variant = serializers.CharField()
+    model = serializers.CharField()
+    deployment = serializers.CharField()
+    usage = RunUsageSerializer()
+    citations = serializers.ListField(child=serializers.CharField())
+    cached = serializers.BooleanField()
+    degraded = serializers.BooleanField()
+    flags = serializers.ListField(child=serializers.CharField())
