@@ -246,7 +246,7 @@ def load_defaults() -> list[str]:
     for spec in read_default_files():
         slug, semver = spec["feature"], str(spec["version"])
         with transaction.atomic():
-            feature, created = Feature.objects.get_or_create(
+            feature, _ = Feature.objects.get_or_create(
                 slug=slug,
                 defaults={
                     "name": spec.get("name", slug),
