@@ -144,7 +144,7 @@ def test_run(request, feature_slug: str, version_id: int):
     version = get_object_or_404(PromptVersion, feature=feature, pk=version_id)
     try:
         data = json.loads(request.POST.get("sample") or "{}")
-        run, outcome = async_to_sync(execute_run)(
+        _, outcome = async_to_sync(execute_run)(
             tenant=request.tenant,
             slug=feature.slug,
             data=data,

@@ -1,0 +1,77 @@
+"""A customer-success editor in a real browser: log in, edit a prompt, preview, publish,
+roll back (headless Chromium from the distribution's packages, driven by Playwright)."""
+
+import shutil
+
+import pytest
+
+from prompts.models import Feature
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM reads are
+    # still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make test installs it from Debian's packages)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def editor(tenant_a):
+    from tenants import services
+
+    user = services.create_staff_user(username="cs-browser", email="", password="Br0wser-pass!")
+    services.set_membership(user=user, tenant=tenant_a.tenant, role="editor")
+    return "cs-browser", "Br0wser-pass!"
+
+
+def test_edit_preview_publish_and_roll_back(asgi_server, tenant_a, editor, tmp_path, browser):
+    page = browser.new_page()
+    page.goto(asgi_server.url + "/login/")
+    page.fill("#id_username", editor[0])
+    page.fill("#id_password", editor[1])
+    page.click("button[type=submit]")
+    page.goto(f"{asgi_server.url}/t/{tenant_a.slug}/prompts/summarizer/")
+    page.click("text=Customise from this")
+    page.wait_for_selector("#id_system")
+    page.fill("#id_system", "Summarise in exactly three bullets for the next agent.")
+    page.fill("#sample", '{"conversation": "Customer: the export button does nothing"}')
+    page.dispatch_event("#id_system", "input")
+    page.wait_for_selector("#preview >> text=exactly three bullets")
+    assert "the export button does nothing" in page.inner_text("#preview")
+    page.screenshot(path=str(tmp_path / "editor.png"))
+    page.click("#save")
+    page.wait_for_load_state()
+    page.fill("input[name=reason]", "three bullets")
+    page.click("#publish")
+    page.wait_for_selector("#serving")
+    with tenant_a.context():
+        serving = Feature.objects.get(slug="summarizer").deployment.active_version
+    assert serving.system.startswith("Summarise in exactly three bullets")
+    assert serving.label in page.inner_text("#serving")
+    page.click("#rollback")
+    page.wait_for_selector("text=Rolled back.")
+    with tenant_a.context():
+        restored = Feature.objects.get(slug="summarizer").deployment.active_version
+    assert restored.label.startswith("default@")
+    assert restored.label in page.inner_text("#serving")
