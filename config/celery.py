@@ -9,3 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    "sweep-lost-reservations": {"task": "usage.sweep_lost_reservations", "schedule": 60.0},
+    "purge-expired-audit-records": {"task": "audit.purge_expired_records", "schedule": 24 * 3600.0},
+}

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("", include("tenants.urls")),
     path("", include("prompts.urls")),
+    path("", include("audit.urls")),
 ]
 
 handler404 = "config.handlers.not_found"
