@@ -258,6 +258,9 @@ SWITCHBOARD_CIRCUIT_COOLDOWN_SECONDS = env_float(
 SWITCHBOARD_RETRY_BASE_SECONDS = env_float("SWITCHBOARD_RETRY_BASE_SECONDS", 0.5, minimum=0)
 SWITCHBOARD_RETRY_CAP_SECONDS = env_float("SWITCHBOARD_RETRY_CAP_SECONDS", 8.0, minimum=0)
 SWITCHBOARD_EMBEDDER = env_str("SWITCHBOARD_EMBEDDER", "local")
+# Usage and audit records are written by a background thread right after the response (the
+# reservation written at admission covers a crash in between); false writes them inline.
+SWITCHBOARD_DEFERRED_RECORDING = env_bool("SWITCHBOARD_DEFERRED_RECORDING", True)
 SWITCHBOARD_METRICS_TOKEN = env_str("SWITCHBOARD_METRICS_TOKEN")
 SWITCHBOARD_METRICS_TENANT_LABELS = env_bool("SWITCHBOARD_METRICS_TENANT_LABELS", True)
 

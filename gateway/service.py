@@ -22,7 +22,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
 from django_tenants.utils import schema_context
 
 from gateway import errors
@@ -39,6 +38,7 @@ from gateway.guardrails.pii import (
 from gateway.ladder import run_chat, run_embed
 from gateway.ladder import stream_chat as ladder_stream
 from gateway.metrics import observe_call
+from gateway.recorder import persist, recorder
 from gateway.records import AttemptRecord, CallContext, CallRecord, RetrievedChunk
 from gateway.routing import Deployment, get_routing_table
 from gateway.streaming import StreamRestorer
@@ -202,20 +202,14 @@ def _admit(ctx: CallContext, record: CallRecord, estimated_tokens: int, max_cost
     return admission
 
 
-def _persist(record: CallRecord) -> None:
-    from audit.services import record_audit
-    from usage.services import record_usage
-
-    with transaction.atomic():
-        record_usage(record)
-        record_audit(record)
-
-
 async def _record(ctx: CallContext, record: CallRecord, started: float) -> None:
     record.latency_ms["total"] = _ms(started)
     observe_call(record, ctx.tenant.slug)
+    if settings.SWITCHBOARD_DEFERRED_RECORDING:
+        recorder.submit(ctx.tenant.schema_name, record)
+        return
     try:
-        await _in_tenant(ctx.tenant, _persist, record)
+        await _in_tenant(ctx.tenant, persist, record)
     except Exception:
         # The reservation left by admission is swept into a "lost" usage and audit record, so a
         # failure here loses nothing; the caller still gets its answer.

@@ -114,7 +114,7 @@ class EvalCase(models.Model):
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="eval_cases")
     name = models.CharField(max_length=200)
     input = models.JSONField(default=dict)
-    check = models.CharField(max_length=10, choices=Check.choices)
+    check_kind = models.CharField(max_length=10, choices=Check.choices)
     expected = models.JSONField(null=True, blank=True)
 
     class Meta:

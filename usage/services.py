@@ -11,6 +11,7 @@ API key, per feature and per end user: in PostgreSQL, or in Redis when ``REDIS_U
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -163,57 +164,6 @@ def _window_start(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0)
 
 
-def _check_rates_postgres(specs: list[LimitSpec], tokens: int, now: datetime) -> None:
-    by_scope: dict[str, dict[str, Decimal]] = {}
-    for spec in specs:
-        if spec.metric in PER_MINUTE:
-            by_scope.setdefault(spec.scope_key, {})[spec.metric] = spec.hard
-    if not by_scope:
-        return
-    window = _window_start(now)
-    with connection.cursor() as cursor:
-        # One statement for every scope: unnest the parallel arrays of keys.
-        cursor.execute(
-            "INSERT INTO usage_ratewindow (scope_key, window_start, requests, tokens) "
-            "SELECT k, %s, 1, %s FROM unnest(%s::text[]) AS k "
-            "ON CONFLICT (scope_key, window_start) DO UPDATE SET "
-            "requests = usage_ratewindow.requests + 1, "
-            "tokens = usage_ratewindow.tokens + EXCLUDED.tokens "
-            "RETURNING scope_key, requests, tokens",
-            [window, tokens, list(by_scope)],
-        )
-        counts = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-    retry_after = max(1, 60 - now.second)
-    for scope_key, limits in by_scope.items():
-        requests, used_tokens = counts[scope_key]
-        rpm = limits.get(Limit.Metric.REQUESTS_PER_MINUTE)
-        tpm = limits.get(Limit.Metric.TOKENS_PER_MINUTE)
-        if rpm is not None and requests > rpm:
-            raise RateLimited(
-                f"Rate limit reached: {int(rpm)} requests per minute for {scope_key}.",
-                param=f"{scope_key}.requests_per_minute",
-                retry_after=retry_after,
-            )
-        if tpm is not None and used_tokens > tpm:
-            raise RateLimited(
-                f"Rate limit reached: {int(tpm)} tokens per minute for {scope_key}.",
-                param=f"{scope_key}.tokens_per_minute",
-                retry_after=retry_after,
-            )
-
-
-def _check_rates(tenant, specs: list[LimitSpec], tokens: int, now: datetime) -> None:
-    if settings.REDIS_URL:
-        from usage.ratelimit import check_rates_redis
-
-        check_rates_redis(tenant.schema_name, specs, tokens, now)
-    else:
-        _check_rates_postgres(specs, tokens, now)
-
-
-# --- budgets ------------------------------------------------------------------------------------
-
-
 def _scope_filter(scope_key: str) -> Q:
     if scope_key == "tenant":
         return Q()
@@ -226,6 +176,7 @@ def _scope_filter(scope_key: str) -> Q:
 
 
 def _ensure_counters(scope_keys: list[str], period: str) -> None:
+    """Create the month's counters that do not exist yet (rare: once per scope and month)."""
     existing = set(
         BudgetCounter.objects.filter(scope_key__in=scope_keys, period=period).values_list(
             "scope_key", flat=True
@@ -251,44 +202,55 @@ def _ensure_counters(scope_keys: list[str], period: str) -> None:
             pass  # created concurrently: fine
 
 
-def _reserve(
-    specs: list[LimitSpec], tokens: int, spend: Decimal, now: datetime, period: str
-) -> tuple[list[str], list[tuple[LimitSpec, int]]]:
-    monthly = [s for s in specs if s.metric in MONTHLY]
-    scope_keys = sorted({s.scope_key for s in monthly} | {"tenant"})
-    _ensure_counters(scope_keys, period)
-    counters = {
-        c.scope_key: c
-        for c in BudgetCounter.objects.select_for_update()
-        .filter(scope_key__in=scope_keys, period=period)
-        .order_by("scope_key")
-    }
-    _, reset = period_bounds(period)
-    soft_crossed: list[tuple[LimitSpec, int]] = []
-    for spec in monthly:
-        counter = counters[spec.scope_key]
-        if spec.metric == Limit.Metric.MONTHLY_TOKENS:
-            current = Decimal(counter.tokens_used + counter.tokens_reserved)
-            wanted = Decimal(tokens)
-            shown = f"{int(counter.tokens_used)} tokens used of {int(spec.hard)}"
-        else:
-            current = counter.spend_used + counter.spend_reserved
-            wanted = spend
-            shown = f"${counter.spend_used:.4f} spent of ${spec.hard:.2f}"
-        if current + wanted > spec.hard:
-            raise QuotaExceeded(
-                f"Monthly limit {spec.label} reached: {shown}; it resets at "
-                f"{reset.isoformat().replace('+00:00', 'Z')}.",
-                param=spec.label,
-            )
-        percent = int((current + wanted) * 100 / spec.hard) if spec.hard else 100
-        if percent >= spec.soft_percent:
-            soft_crossed.append((spec, percent))
-    BudgetCounter.objects.filter(scope_key__in=scope_keys, period=period).update(
-        tokens_reserved=F("tokens_reserved") + tokens,
-        spend_reserved=F("spend_reserved") + spend,
-    )
-    return scope_keys, soft_crossed
+# One statement, one round trip, atomic on its own: count the request in every rate window,
+# reserve the call's maximum on every budget counter (row locks serialise concurrent callers,
+# and each sees the others' committed reservations), and write the reservation. The caller
+# checks the returned figures and, on a refusal, undoes exactly this (see _undo_admission).
+_ADMIT_SQL = """
+WITH rate AS (
+    INSERT INTO usage_ratewindow (scope_key, window_start, requests, tokens)
+    SELECT k, %(window)s, 1, %(tokens)s FROM unnest(%(rate_keys)s::text[]) AS k
+    ON CONFLICT (scope_key, window_start) DO UPDATE SET
+        requests = usage_ratewindow.requests + 1,
+        tokens = usage_ratewindow.tokens + EXCLUDED.tokens
+    RETURNING scope_key, requests::numeric AS a, tokens::numeric AS b, 0::numeric AS c,
+              0::numeric AS d
+), budget AS (
+    UPDATE usage_budgetcounter SET tokens_reserved = tokens_reserved + %(tokens)s,
+                                   spend_reserved = spend_reserved + %(spend)s
+    WHERE period = %(period)s AND scope_key = ANY(%(budget_keys)s::text[])
+    RETURNING scope_key, tokens_used::numeric, tokens_reserved::numeric, spend_used,
+              spend_reserved
+), reservation AS (
+    INSERT INTO usage_reservation (call_id, request_id, period, scope_keys, tokens, spend,
+                                   api_key_id, end_user, feature, created_at, expires_at)
+    VALUES (%(call_id)s, %(request_id)s, %(period)s, %(scope_keys_json)s::jsonb, %(tokens)s,
+            %(spend)s, %(api_key_id)s, %(end_user)s, %(feature)s, %(now)s, %(expires)s)
+    RETURNING id
+)
+SELECT 'rate', scope_key, a, b, c, d FROM rate
+UNION ALL SELECT 'budget', scope_key, tokens_used, tokens_reserved, spend_used, spend_reserved
+    FROM budget
+UNION ALL SELECT 'reservation', '', id::numeric, 0, 0, 0 FROM reservation
+"""
+
+_UNDO_SQL = """
+WITH rate AS (
+    UPDATE usage_ratewindow SET requests = requests - 1, tokens = tokens - %(tokens)s
+    WHERE window_start = %(window)s AND scope_key = ANY(%(rate_keys)s::text[])
+), budget AS (
+    UPDATE usage_budgetcounter SET tokens_reserved = tokens_reserved - %(tokens)s,
+                                   spend_reserved = spend_reserved - %(spend)s
+    WHERE period = %(period)s AND scope_key = ANY(%(budget_keys)s::text[])
+)
+DELETE FROM usage_reservation WHERE call_id = %(call_id)s
+"""
+
+
+def _run(sql: str, params: dict) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def on_soft_limit_crossed(*, tenant, spec: LimitSpec, period: str, percent: int) -> None:
@@ -296,6 +258,59 @@ def on_soft_limit_crossed(*, tenant, spec: LimitSpec, period: str, percent: int)
     logger.warning(
         "soft limit crossed", extra={"limit": spec.label, "percent": percent, "period": period}
     )
+
+
+def _refusal(
+    specs: list[LimitSpec],
+    rows: list[tuple],
+    tokens: int,
+    spend: Decimal,
+    now: datetime,
+    period: str,
+) -> tuple[Exception | None, list[tuple[LimitSpec, int]]]:
+    rates = {r[1]: (r[2], r[3]) for r in rows if r[0] == "rate"}
+    budgets = {r[1]: r[2:] for r in rows if r[0] == "budget"}
+    _, reset = period_bounds(period)
+    retry_after = max(1, 60 - now.second)
+    soft: list[tuple[LimitSpec, int]] = []
+    for spec in specs:
+        if spec.metric == Limit.Metric.REQUESTS_PER_MINUTE:
+            if rates[spec.scope_key][0] > spec.hard:
+                return RateLimited(
+                    f"Rate limit reached: {int(spec.hard)} requests per minute for "
+                    f"{spec.scope_key}.",
+                    param=spec.label,
+                    retry_after=retry_after,
+                ), soft
+        elif spec.metric == Limit.Metric.TOKENS_PER_MINUTE:
+            if rates[spec.scope_key][1] > spec.hard:
+                return RateLimited(
+                    f"Rate limit reached: {int(spec.hard)} tokens per minute for {spec.scope_key}.",
+                    param=spec.label,
+                    retry_after=retry_after,
+                ), soft
+        else:
+            tokens_used, tokens_reserved, spend_used, spend_reserved = budgets[spec.scope_key]
+            if spec.metric == Limit.Metric.MONTHLY_TOKENS:
+                committed = tokens_used + tokens_reserved  # includes this call's reservation
+                shown = f"{int(tokens_used)} tokens used of {int(spec.hard)}"
+            else:
+                committed = spend_used + spend_reserved
+                shown = f"${spend_used:.4f} spent of ${spec.hard:.2f}"
+            if committed > spec.hard:
+                return QuotaExceeded(
+                    f"Monthly limit {spec.label} reached: {shown}; it resets at "
+                    f"{reset.isoformat().replace('+00:00', 'Z')}.",
+                    param=spec.label,
+                ), soft
+            percent = int(committed * 100 / spec.hard) if spec.hard else 100
+            if percent >= spec.soft_percent:
+                soft.append((spec, percent))
+    return None, soft
+
+
+_known_counters: set[tuple[str, str, str]] = set()
+_noticed: set[tuple[str, str, str, str]] = set()
 
 
 def admit(
@@ -311,35 +326,66 @@ def admit(
 ) -> Admission:
     """Check rate limits and reserve the call's maximum against every monthly budget.
 
-    Raises RateLimited or QuotaExceeded (and then nothing is counted or reserved).
+    Raises RateLimited or QuotaExceeded; then nothing stays counted or reserved.
     """
     now = timezone.now()
     period = period_of(now)
     specs = _limits(tenant).specs(api_key_id=api_key_id, feature=feature, end_user=end_user)
-    with transaction.atomic():
-        _check_rates(tenant, specs, estimated_tokens, now)
-        scope_keys, soft_crossed = _reserve(specs, estimated_tokens, max_cost, now, period)
-        reservation = Reservation.objects.create(
-            call_id=call_id,
-            request_id=request_id,
-            period=period,
-            scope_keys=scope_keys,
-            tokens=estimated_tokens,
-            spend=max_cost,
-            api_key_id=api_key_id,
-            end_user=end_user,
-            feature=feature,
-            expires_at=now + RESERVATION_TTL,
-        )
-    admission = Admission(reservation_id=reservation.id)
+    if settings.REDIS_URL:
+        from usage.ratelimit import check_rates_redis
+
+        check_rates_redis(tenant.schema_name, specs, estimated_tokens, now)
+        rate_specs: list[LimitSpec] = []
+    else:
+        rate_specs = [s for s in specs if s.metric in PER_MINUTE]
+    budget_specs = [s for s in specs if s.metric in MONTHLY]
+    budget_keys = sorted({s.scope_key for s in budget_specs} | {"tenant"})
+    missing = [k for k in budget_keys if (tenant.schema_name, k, period) not in _known_counters]
+    if missing:
+        _ensure_counters(missing, period)
+        _known_counters.update((tenant.schema_name, k, period) for k in missing)
+    params = {
+        "window": _window_start(now),
+        "tokens": estimated_tokens,
+        "spend": max_cost,
+        "rate_keys": sorted({s.scope_key for s in rate_specs}),
+        "period": period,
+        "budget_keys": budget_keys,
+        "call_id": call_id,
+        "request_id": request_id,
+        "scope_keys_json": json.dumps(budget_keys),
+        "api_key_id": api_key_id,
+        "end_user": end_user,
+        "feature": feature,
+        "now": now,
+        "expires": now + RESERVATION_TTL,
+    }
+    rows = _run(_ADMIT_SQL, params)
+    if len([r for r in rows if r[0] == "budget"]) < len(budget_keys):
+        # A counter this process believed in is gone (e.g. the schema was recreated).
+        _run(_UNDO_SQL, params)
+        _ensure_counters(budget_keys, period)
+        rows = _run(_ADMIT_SQL, params)
+    refusal, soft_crossed = _refusal(
+        rate_specs + budget_specs, rows, estimated_tokens, max_cost, now, period
+    )
+    if refusal is not None:
+        _run(_UNDO_SQL, params)
+        raise refusal
+    reservation_id = next(int(r[2]) for r in rows if r[0] == "reservation")
+    admission = Admission(reservation_id=reservation_id)
     for spec, percent in soft_crossed:
         admission.warnings.append(f"{spec.label} at {percent}%")
+        noticed = (tenant.schema_name, spec.scope_key, spec.metric, period)
+        if noticed in _noticed:
+            continue
         _, created = SoftLimitNotice.objects.get_or_create(
             scope_key=spec.scope_key,
             metric=spec.metric,
             period=period,
             defaults={"percent": percent},
         )
+        _noticed.add(noticed)
         if created:
             on_soft_limit_crossed(tenant=tenant, spec=spec, period=period, percent=percent)
     if admission.warnings:

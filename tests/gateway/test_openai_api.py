@@ -3,6 +3,7 @@
 import openai
 import pytest
 
+from tests.fixtures_gateway import wait_for
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,8 +19,12 @@ def test_chat_completion_through_the_sdk(openai_client, tenant_a, simulator, rou
     raw = response.model_extra["switchboard"]
     assert raw["deployment"] == routing.primary
     assert simulator.request_count("/v1/chat/completions") == 1
-    with tenant_a.context():
-        record = UsageRecord.objects.get(call_id=response.id)
+
+    def find():
+        with tenant_a.context():
+            return UsageRecord.objects.filter(call_id=response.id).first()
+
+    record = wait_for(find)
     assert record.deployment == routing.primary
     assert record.input_tokens == response.usage.prompt_tokens
 

@@ -70,3 +70,9 @@ def test_unusable_value_is_a_clear_startup_error():
 def test_bad_database_url_is_a_clear_startup_error():
     err = _settings_error({"DATABASE_URL": "mysql://u@localhost/x", "SECRET_KEY": "x" * 40})
     assert "DATABASE_URL must be a postgresql://" in err
+
+
+def test_system_checks_pass():
+    from django.core.management import call_command
+
+    call_command("check", fail_level="WARNING")

@@ -10,6 +10,7 @@ from django_tenants.utils import schema_context
 
 from gateway.errors import QuotaExceeded, RateLimited
 from gateway.records import CallRecord
+from tests.fixtures_gateway import wait_for
 from usage import services
 from usage.models import BudgetCounter, SoftLimitNotice, UsageRecord
 
@@ -172,8 +173,12 @@ def test_quota_refusal_over_http_names_the_limit(fresh_tenant, asgi_server, rout
     assert response.status_code == 429
     error = response.json()["error"]
     assert error["code"] == "ai_quota_exceeded" and error["param"] == "tenant.monthly_tokens"
-    with schema_context(tenant.schema_name):
-        record = UsageRecord.objects.get()
+
+    def find():
+        with schema_context(tenant.schema_name):
+            return UsageRecord.objects.first()
+
+    record = wait_for(find)
     assert record.status == "refused" and record.input_tokens == 0
 
 
