@@ -6,9 +6,9 @@ rate limits and budgets, call the model through the fallback ladder, validate th
 its contract, restore PII placeholders, and record exactly one usage record and one audit record,
 whatever the outcome. Nothing else in the project calls a provider.
 
-All database work runs through ``_in_tenant``: explicitly in the call's tenant schema, on the
-request's own thread (thread-sensitive), so it is right in web requests, at the end of a stream
-(after the middleware has returned) and in Celery workers alike.
+All database work runs through ``_in_tenant``: explicitly in the call's tenant schema, so it is
+right in web requests, at the end of a stream (after the middleware has returned) and in Celery
+workers alike.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django_tenants.utils import schema_context
 
 from gateway import errors
@@ -65,13 +66,22 @@ def _ms(start: float) -> float:
 
 
 def _in_tenant(tenant, fn: Callable, *args, **kwargs):
-    """Run ``fn`` in the tenant's schema on the request's database thread."""
+    """Run ``fn`` in the tenant's schema on a worker thread of the process's pool.
+
+    Every query of the gateway names its schema this way, so the result is the same in a web
+    request, at the end of a stream and in a Celery worker. The thread's connection is returned
+    to the pool after each use, as at the end of a request.
+    """
 
     def run():
-        with schema_context(tenant.schema_name):
-            return fn(*args, **kwargs)
+        close_old_connections()
+        try:
+            with schema_context(tenant.schema_name):
+                return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
 
-    return sync_to_async(run)()
+    return sync_to_async(run, thread_sensitive=False)()
 
 
 # --- deployments --------------------------------------------------------------------------------

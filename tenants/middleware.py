@@ -19,6 +19,7 @@ from config.logging import tenant_var
 from tenants import selectors
 
 API_PREFIXES = ("/v1/", "/api/v1/")
+GATEWAY_PREFIX = "/v1/"
 CONSOLE_PREFIX = "/t/"
 
 
@@ -40,17 +41,22 @@ def _bearer_token(request: HttpRequest) -> str | None:
     return token.strip()
 
 
-def resolve_api_request(request: HttpRequest) -> HttpResponse | None:
-    """Authenticate the bearer key and switch to its tenant; an error response on refusal."""
+def _digest(request: HttpRequest) -> str | None:
     token = _bearer_token(request)
-    if token is None:
-        return _error(
-            401,
-            "authentication_error",
-            "missing_api_key",
-            "Send your API key as 'Authorization: Bearer <key>'.",
-        )
-    key = selectors.resolve_api_key(hashlib.sha256(token.encode()).hexdigest())
+    return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+
+def _missing_key() -> JsonResponse:
+    return _error(
+        401,
+        "authentication_error",
+        "missing_api_key",
+        "Send your API key as 'Authorization: Bearer <key>'.",
+    )
+
+
+def _check_key(request: HttpRequest, key, host_tenant: int | None) -> HttpResponse | None:
+    """Every refusal of a known (or unknown) key; sets request.tenant/api_key when accepted."""
     if key is None:
         return _error(401, "authentication_error", "invalid_api_key", "Unknown API key.")
     if not key.is_usable():
@@ -62,7 +68,6 @@ def resolve_api_request(request: HttpRequest) -> HttpResponse | None:
         )
     if not key.tenant.is_active:
         return _error(403, "permission_error", "tenant_suspended", "This tenant is suspended.")
-    host_tenant = selectors.tenant_id_for_host(request.get_host().rsplit(":", 1)[0].lower())
     if host_tenant is not None and host_tenant != key.tenant.id:
         return _error(
             403,
@@ -72,10 +77,40 @@ def resolve_api_request(request: HttpRequest) -> HttpResponse | None:
         )
     request.tenant = key.tenant
     request.api_key = key
-    connection.set_tenant(key.tenant)
     tenant_var.set(key.tenant.slug)
+    return None
+
+
+def _hostname(request: HttpRequest) -> str:
+    return request.get_host().rsplit(":", 1)[0].lower()
+
+
+def resolve_api_request(request: HttpRequest) -> HttpResponse | None:
+    """Authenticate the bearer key and switch to its tenant; an error response on refusal."""
+    digest = _digest(request)
+    if digest is None:
+        return _missing_key()
+    key = selectors.resolve_api_key(digest)
+    refusal = _check_key(request, key, selectors.tenant_id_for_host(_hostname(request)))
+    if refusal is not None:
+        return refusal
+    connection.set_tenant(key.tenant)
     selectors.note_key_used(key.id)
     return None
+
+
+def resolve_gateway_request_cached(request: HttpRequest):
+    """The OpenAI-compatible paths' resolution from the in-process caches alone, on the event
+    loop. Their views are async and name the tenant's schema explicitly for every query, so the
+    connection is not switched here. Returns False when a cache misses (resolve in a thread)."""
+    digest = _digest(request)
+    if digest is None:
+        return _missing_key()
+    key = selectors.cached_api_key(digest)
+    host = selectors.cached_tenant_for_host(_hostname(request))
+    if key is False or host is False or not selectors.key_use_noted(key):
+        return False
+    return _check_key(request, key, host)
 
 
 def resolve_console_request(request: HttpRequest) -> HttpResponse | None:
@@ -130,8 +165,20 @@ class TenantResolutionMiddleware:
             tenant_var.set("-")
 
     async def __acall__(self, request):
-        # The resolution runs in the request's sync thread, which owns its database connection;
-        # the async view's database calls run on that same thread (thread-sensitive).
+        if request.path.startswith(GATEWAY_PREFIX):
+            request.tenant = request.api_key = request.role = None
+            refusal = resolve_gateway_request_cached(request)
+            if refusal is False:  # a cache missed: look it up (and cache it) in a thread
+                refusal = await sync_to_async(resolve_api_request)(request)
+                await sync_to_async(connection.set_schema_to_public)()
+            try:
+                if refusal is not None:
+                    return refusal
+                return await self.get_response(request)
+            finally:
+                tenant_var.set("-")
+        # Everything else: resolved in the request's sync thread, which owns its database
+        # connection; sync views then run on that same thread (thread-sensitive).
         try:
             refusal = await sync_to_async(_resolve)(request)
             if refusal is not None:

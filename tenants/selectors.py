@@ -93,6 +93,29 @@ def resolve_api_key(digest: str) -> ResolvedKey | None:
     return resolved
 
 
+def cached_api_key(digest: str):
+    """The cached answer for a digest: a ResolvedKey, None (known unknown), or False (miss)."""
+    cached = _keys.get(digest)
+    if cached is None:
+        return False
+    return cached if isinstance(cached, ResolvedKey) else None
+
+
+def cached_tenant_for_host(hostname: str):
+    """A tenant id, None (a shared hostname), or False (not cached)."""
+    cached = _hosts.get(hostname)
+    if cached is None:
+        return False
+    return cached or None
+
+
+def key_use_noted(key) -> bool:
+    """True when the key's last use was written recently enough (or the key is unknown)."""
+    if key is None or key is False:
+        return True
+    return time.monotonic() - _last_used_written.get(key.id, 0.0) < _LAST_USED_EVERY_SECONDS
+
+
 def note_key_used(key_id: int) -> None:
     """Record last use, at most once a minute per key and process (not a write per request)."""
     now = time.monotonic()
