@@ -29,12 +29,18 @@ _RETRIES = 3
 
 def persist(record: CallRecord) -> None:
     """Write one call's usage and audit records (in the current schema), atomically."""
+    persist_batch([record])
+
+
+def persist_batch(records: list[CallRecord]) -> None:
+    """Write calls' audit and usage records (in the current schema) in one transaction."""
     from audit.services import record_audit
-    from usage.services import record_usage
+    from usage.services import record_usage_batch
 
     with transaction.atomic():
-        record_usage(record)
-        record_audit(record)
+        for record in records:
+            record_audit(record)
+        record_usage_batch(records)
 
 
 class Recorder:

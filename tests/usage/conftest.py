@@ -19,4 +19,7 @@ def fresh_tenant(transactional_db):
     )
     issued = services.create_api_key(tenant=tenant, name="k")
     yield tenant, issued.plaintext
+    from gateway.recorder import recorder
+
+    recorder.flush()  # the server's background writes into this schema end first
     tenant.delete(force_drop=True)
