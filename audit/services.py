@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.chain import canonical, chain_hash
@@ -37,9 +37,8 @@ def _chain_head() -> tuple[int, str]:
     return 0, GENESIS
 
 
-def record_audit(record: CallRecord) -> AuditRecord | None:
-    """Append the call's audit record (once per call id; a repeat is ignored)."""
-    row = AuditRecord(
+def _row(record: CallRecord) -> AuditRecord:
+    return AuditRecord(
         call_id=record.call_id,
         request_id=record.request_id,
         created_at=record.created_at,
@@ -79,20 +78,40 @@ def record_audit(record: CallRecord) -> AuditRecord | None:
         error_type=record.error_type,
         error_message=record.error_message,
     )
+
+
+def record_audit_batch(records: list[CallRecord]) -> list[AuditRecord]:
+    """Append the calls' audit records, chained in order (a call id already recorded is
+    skipped). One lock, one read of the chain's head and one insert for the whole batch."""
+    if not records:
+        return []
     with transaction.atomic():
         _lock_chain()
-        if AuditRecord.objects.filter(call_id=record.call_id).exists():
-            return None
+        existing = set(
+            AuditRecord.objects.filter(call_id__in=[r.call_id for r in records]).values_list(
+                "call_id", flat=True
+            )
+        )
         seq, prev_hash = _chain_head()
-        row.seq = seq + 1
-        row.prev_hash = prev_hash
-        row.hash = chain_hash(prev_hash, canonical(row))
-        try:
-            with transaction.atomic():
-                row.save(force_insert=True)
-        except IntegrityError:
-            return None
-    return row
+        rows, seen = [], set()
+        for record in records:
+            if record.call_id in existing or record.call_id in seen:
+                continue
+            seen.add(record.call_id)
+            row = _row(record)
+            seq += 1
+            row.seq = seq
+            row.prev_hash = prev_hash
+            row.hash = prev_hash = chain_hash(prev_hash, canonical(row))
+            rows.append(row)
+        AuditRecord.objects.bulk_create(rows)
+    return rows
+
+
+def record_audit(record: CallRecord) -> AuditRecord | None:
+    """Append the call's audit record (once per call id; a repeat is ignored)."""
+    rows = record_audit_batch([record])
+    return rows[0] if rows else None
 
 
 def _normalise_rating(rating) -> str:

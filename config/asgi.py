@@ -1,11 +1,29 @@
 import os
 
+import django
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup(set_prefix=False)
+
+from config.handlers import GatewayASGIHandler  # noqa: E402 - needs the settings loaded
+
+console = ASGIHandler()
+gateway = GatewayASGIHandler()
+
+
+async def application(scope, receive, send):
+    """The OpenAI-compatible API (``/v1/``) runs through a lean handler with only the
+    middleware it needs (request id, tenant resolution): the console's sessions, CSRF and
+    messages have nothing to do there and would cost a thread hop each per request."""
+    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        await gateway(scope, receive, send)
+    else:
+        await _static(scope, receive, send)
+
 
 # Static files (htmx, charts, the API docs' assets) are served by the app itself so that the
 # console works with no CDN and no reverse proxy; a deployment may serve /static/ from a proxy
 # after `collectstatic` instead.
-application = ASGIStaticFilesHandler(get_asgi_application())
+_static = ASGIStaticFilesHandler(console)

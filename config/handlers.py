@@ -1,5 +1,6 @@
 """Error pages: JSON for API paths (the contract's error shape), HTML for the console."""
 
+from django.core.handlers.asgi import ASGIHandler
 from django.http import JsonResponse
 from django.shortcuts import render
 
@@ -40,3 +41,18 @@ def server_error(request):
             status=500,
         )
     return render(request, "500.html", status=500)
+
+
+class GatewayASGIHandler(ASGIHandler):
+    """Django's ASGI handler with the gateway's own, short middleware chain."""
+
+    middleware = [
+        "config.middleware.RequestIdMiddleware",
+        "tenants.middleware.TenantResolutionMiddleware",
+    ]
+
+    def load_middleware(self, is_async=False):
+        from django.test.utils import override_settings
+
+        with override_settings(MIDDLEWARE=self.middleware):
+            super().load_middleware(is_async=is_async)

@@ -34,12 +34,11 @@ def persist(record: CallRecord) -> None:
 
 def persist_batch(records: list[CallRecord]) -> None:
     """Write calls' audit and usage records (in the current schema) in one transaction."""
-    from audit.services import record_audit
+    from audit.services import record_audit_batch
     from usage.services import record_usage_batch
 
     with transaction.atomic():
-        for record in records:
-            record_audit(record)
+        record_audit_batch(records)
         record_usage_batch(records)
 
 
