@@ -27,7 +27,7 @@ from django_tenants.utils import schema_context
 
 from gateway import errors
 from gateway.guardrails.injection import detect_injection
-from gateway.guardrails.output import find_forbidden_terms, new_pii_in_output
+from gateway.guardrails.output import find_forbidden_terms, redact_output
 from gateway.guardrails.pii import (
     PiiBlocked,
     PiiVault,
@@ -352,11 +352,12 @@ async def execute_chat(
         if postprocess is not None and parsed is not None:
             parsed, extra_flags = postprocess(parsed)
             record.flags.extend(extra_flags)
-        record.raw_output = redact_for_storage(vault.restore(result.content))
-        record.parsed_output = parsed  # placeholders only: what the provider saw and said
         content = vault.restore(result.content)
         parsed_restored = vault.restore_json(parsed) if parsed is not None else None
-        leaked = new_pii_in_output(content, vault, get_redactor())
+        # One scan of the answer serves both the stored (redacted) text and the new-PII check.
+        redacted, leaked = redact_output(content, vault, get_redactor())
+        record.raw_output = redacted
+        record.parsed_output = parsed  # placeholders only: what the provider saw and said
         if leaked:
             record.flags.append("pii_in_output")
         forbidden = find_forbidden_terms(content, list(ctx.tenant.forbidden_terms or []))

@@ -13,6 +13,26 @@ def new_pii_in_output(output_text: str, vault: PiiVault, redactor: Redactor) -> 
     return [f for f in redactor.find(output_text) if output_text[f.start : f.end] not in known]
 
 
+def redact_output(
+    output_text: str, vault: PiiVault, redactor: Redactor
+) -> tuple[str, list[PiiFinding]]:
+    """(the output redacted for storage, PII in it that the input did not contain), from one
+    scan of the text."""
+    findings = redactor.find(output_text)
+    if not findings:
+        return output_text, []
+    known = vault.originals()
+    fresh = PiiVault()
+    parts, last = [], 0
+    for f in findings:
+        parts.append(output_text[last : f.start])
+        parts.append(fresh.placeholder_for(f.entity_type, output_text[f.start : f.end]))
+        last = f.end
+    parts.append(output_text[last:])
+    leaked = [f for f in findings if output_text[f.start : f.end] not in known]
+    return "".join(parts), leaked
+
+
 def check_citations(cited_ids: list[str], retrieved_ids: set[str]) -> tuple[list[str], list[str]]:
     """(kept, removed): a citation must name a chunk that was actually retrieved."""
     kept = [c for c in cited_ids if str(c) in retrieved_ids]

@@ -206,8 +206,7 @@ class AnthropicProvider:
         client = _clients.get(deployment)
         params, structured = _params(request, deployment)
         try:
-            raw = await client.messages.with_raw_response.create(**params, timeout=timeout)
-            message = await raw.parse()
+            message = await client.messages.create(**params, timeout=timeout)
         except anthropic.AnthropicError as exc:
             raise translate_error(exc) from exc
         except ValueError as exc:  # the body is not JSON
@@ -247,7 +246,7 @@ class AnthropicProvider:
             output_tokens=usage.output_tokens,
             deployment=deployment.name,
             provider=deployment.provider,
-            provider_request_id=raw.headers.get("request-id", "") or message.id,
+            provider_request_id=getattr(message, "_request_id", None) or message.id,
             provider_model=message.model or deployment.model,
             tool_calls=tool_calls or None,
         )

@@ -98,10 +98,9 @@ class OpenAIProvider:
     ) -> ChatResult:
         client = _clients.get(deployment)
         try:
-            raw = await client.chat.completions.with_raw_response.create(
+            response = await client.chat.completions.create(
                 **_params(request, deployment), timeout=timeout
             )
-            response = raw.parse()
         except openai.OpenAIError as exc:
             raise translate_error(exc) from exc
         except ValueError as exc:  # the body is not JSON
@@ -122,7 +121,7 @@ class OpenAIProvider:
             tokens_estimated=estimated,
             deployment=deployment.name,
             provider=deployment.provider,
-            provider_request_id=raw.headers.get("x-request-id", "") or response.id or "",
+            provider_request_id=getattr(response, "_request_id", None) or response.id or "",
             provider_model=response.model or deployment.model,
             tool_calls=_tool_calls(choice.message),
         )
