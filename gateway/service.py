@@ -22,7 +22,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from django_tenants.utils import schema_context
 
 from gateway import errors
@@ -212,6 +212,27 @@ def _admit(ctx: CallContext, record: CallRecord, estimated_tokens: int, max_cost
     return admission
 
 
+def _on_worker(fn: Callable, *args):
+    """Run ``fn`` on a pooled worker thread that keeps its database connection between calls.
+
+    For statements that name their schema (the admission): no search_path to set, no
+    connection to check out per call. A failure drops the connection for the next call.
+    """
+
+    def run():
+        try:
+            return fn(*args)
+        except DatabaseError:
+            connection.close()
+            raise errors.SwitchboardError(
+                "The service's database is unavailable; try again shortly.",
+                status=503,
+                code="database_unavailable",
+            ) from None
+
+    return sync_to_async(run, thread_sensitive=False)()
+
+
 async def _record(ctx: CallContext, record: CallRecord, started: float) -> None:
     record.latency_ms["total"] = _ms(started)
     observe_call(record, ctx.tenant.slug)
@@ -297,9 +318,7 @@ async def execute_chat(
         max_out = _max_output(request, deployments)
         estimated_in = _estimate_tokens(outbound.messages)
         max_cost = max(table.cost(d.name, estimated_in, max_out) for d in deployments)
-        admission = await _in_tenant(
-            ctx.tenant, _admit, ctx, record, estimated_in + max_out, max_cost
-        )
+        admission = await _on_worker(_admit, ctx, record, estimated_in + max_out, max_cost)
         headers.update(admission.headers)
         record.latency_ms["admission"] = _ms(stage)
 
@@ -408,9 +427,7 @@ async def stream_chat(
         estimated_in = _estimate_tokens(outbound.messages)
         max_cost = max(table.cost(d.name, estimated_in, max_out) for d in deployments)
         stage = time.perf_counter()
-        admission = await _in_tenant(
-            ctx.tenant, _admit, ctx, record, estimated_in + max_out, max_cost
-        )
+        admission = await _on_worker(_admit, ctx, record, estimated_in + max_out, max_cost)
         headers.update(admission.headers)
         record.latency_ms["admission"] = _ms(stage)
     except errors.SwitchboardError as exc:
@@ -527,7 +544,7 @@ async def execute_embeddings(
         ]
         estimated = sum(len(t) for t in outbound) // 4 + len(outbound)
         max_cost = max(table.cost(d.name, estimated, 0) for d in deployments)
-        admission = await _in_tenant(ctx.tenant, _admit, ctx, record, estimated, max_cost)
+        admission = await _on_worker(_admit, ctx, record, estimated, max_cost)
         headers.update(admission.headers)
         stage = time.perf_counter()
         ladder = await run_embed(

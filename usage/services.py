@@ -23,6 +23,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
+from django_tenants.utils import schema_context
+from psycopg import sql
 
 from gateway.errors import QuotaExceeded, RateLimited
 from gateway.records import CallRecord
@@ -145,7 +147,8 @@ def _limits(tenant) -> _TenantLimits:
     hit = _config.get(tenant.schema_name)
     if hit and time.monotonic() - hit[0] < _CONFIG_TTL_SECONDS:
         return hit[1]
-    limits = _TenantLimits(tenant)
+    with schema_context(tenant.schema_name):
+        limits = _TenantLimits(tenant)
     with _config_lock:
         _config[tenant.schema_name] = (time.monotonic(), limits)
     return limits
@@ -208,7 +211,7 @@ def _ensure_counters(scope_keys: list[str], period: str) -> None:
 # checks the returned figures and, on a refusal, undoes exactly this (see _undo_admission).
 _ADMIT_SQL = """
 WITH rate AS (
-    INSERT INTO usage_ratewindow (scope_key, window_start, requests, tokens)
+    INSERT INTO {schema}.usage_ratewindow (scope_key, window_start, requests, tokens)
     SELECT k, %(window)s, 1, %(tokens)s FROM unnest(%(rate_keys)s::text[]) AS k
     ON CONFLICT (scope_key, window_start) DO UPDATE SET
         requests = usage_ratewindow.requests + 1,
@@ -216,13 +219,13 @@ WITH rate AS (
     RETURNING scope_key, requests::numeric AS a, tokens::numeric AS b, 0::numeric AS c,
               0::numeric AS d
 ), budget AS (
-    UPDATE usage_budgetcounter SET tokens_reserved = tokens_reserved + %(tokens)s,
+    UPDATE {schema}.usage_budgetcounter SET tokens_reserved = tokens_reserved + %(tokens)s,
                                    spend_reserved = spend_reserved + %(spend)s
     WHERE period = %(period)s AND scope_key = ANY(%(budget_keys)s::text[])
     RETURNING scope_key, tokens_used::numeric, tokens_reserved::numeric, spend_used,
               spend_reserved
 ), reservation AS (
-    INSERT INTO usage_reservation (call_id, request_id, period, scope_keys, tokens, spend,
+    INSERT INTO {schema}.usage_reservation (call_id, request_id, period, scope_keys, tokens, spend,
                                    api_key_id, end_user, feature, created_at, expires_at)
     VALUES (%(call_id)s, %(request_id)s, %(period)s, %(scope_keys_json)s::jsonb, %(tokens)s,
             %(spend)s, %(api_key_id)s, %(end_user)s, %(feature)s, %(now)s, %(expires)s)
@@ -239,20 +242,30 @@ UNION ALL SELECT 'config', set_config('synchronous_commit', 'off', true), 0, 0, 
 
 _UNDO_SQL = """
 WITH rate AS (
-    UPDATE usage_ratewindow SET requests = requests - 1, tokens = tokens - %(tokens)s
+    UPDATE {schema}.usage_ratewindow SET requests = requests - 1, tokens = tokens - %(tokens)s
     WHERE window_start = %(window)s AND scope_key = ANY(%(rate_keys)s::text[])
 ), budget AS (
-    UPDATE usage_budgetcounter SET tokens_reserved = tokens_reserved - %(tokens)s,
+    UPDATE {schema}.usage_budgetcounter SET tokens_reserved = tokens_reserved - %(tokens)s,
                                    spend_reserved = spend_reserved - %(spend)s
     WHERE period = %(period)s AND scope_key = ANY(%(budget_keys)s::text[])
 )
-DELETE FROM usage_reservation WHERE call_id = %(call_id)s
+DELETE FROM {schema}.usage_reservation WHERE call_id = %(call_id)s
 """
 
 
-def _run(sql: str, params: dict) -> list[tuple]:
+_composed: dict[tuple[str, str], str] = {}
+
+
+def _run(template: str, schema: str, params: dict) -> list[tuple]:
+    """Run a statement whose tables are named with their schema (so the connection's
+    search_path does not matter and no SET is needed on the hot path)."""
+    key = (template, schema)
+    statement = _composed.get(key)
+    if statement is None:
+        statement = sql.SQL(template).format(schema=sql.Identifier(schema)).as_string()
+        _composed[key] = statement
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
 
 
@@ -345,7 +358,8 @@ def admit(
     budget_keys = sorted({s.scope_key for s in budget_specs} | {"tenant"})
     missing = [k for k in budget_keys if (tenant.schema_name, k, period) not in _known_counters]
     if missing:
-        _ensure_counters(missing, period)
+        with schema_context(tenant.schema_name):
+            _ensure_counters(missing, period)
         _known_counters.update((tenant.schema_name, k, period) for k in missing)
     params = {
         "window": _window_start(now),
@@ -363,17 +377,18 @@ def admit(
         "now": now,
         "expires": now + RESERVATION_TTL,
     }
-    rows = _run(_ADMIT_SQL, params)
+    rows = _run(_ADMIT_SQL, tenant.schema_name, params)
     if len([r for r in rows if r[0] == "budget"]) < len(budget_keys):
         # A counter this process believed in is gone (e.g. the schema was recreated).
-        _run(_UNDO_SQL, params)
-        _ensure_counters(budget_keys, period)
-        rows = _run(_ADMIT_SQL, params)
+        _run(_UNDO_SQL, tenant.schema_name, params)
+        with schema_context(tenant.schema_name):
+            _ensure_counters(budget_keys, period)
+        rows = _run(_ADMIT_SQL, tenant.schema_name, params)
     refusal, soft_crossed = _refusal(
         rate_specs + budget_specs, rows, estimated_tokens, max_cost, now, period
     )
     if refusal is not None:
-        _run(_UNDO_SQL, params)
+        _run(_UNDO_SQL, tenant.schema_name, params)
         raise refusal
     reservation_id = next(int(r[2]) for r in rows if r[0] == "reservation")
     admission = Admission(reservation_id=reservation_id)
@@ -382,12 +397,13 @@ def admit(
         noticed = (tenant.schema_name, spec.scope_key, spec.metric, period)
         if noticed in _noticed:
             continue
-        _, created = SoftLimitNotice.objects.get_or_create(
-            scope_key=spec.scope_key,
-            metric=spec.metric,
-            period=period,
-            defaults={"percent": percent},
-        )
+        with schema_context(tenant.schema_name):
+            _, created = SoftLimitNotice.objects.get_or_create(
+                scope_key=spec.scope_key,
+                metric=spec.metric,
+                period=period,
+                defaults={"percent": percent},
+            )
         _noticed.add(noticed)
         if created:
             on_soft_limit_crossed(tenant=tenant, spec=spec, period=period, percent=percent)
