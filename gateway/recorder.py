@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 _BATCH = 200
 _LINGER_SECONDS = 0.02
+_MAX_QUEUED = 2000
 _RETRIES = 3
 
 
@@ -49,7 +50,11 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, schema_name: str, record: CallRecord) -> None:
+    def submit(self, schema_name: str, record: CallRecord) -> bool:
+        """Queue a record; False when the queue is full and the caller must write it itself
+        (backpressure: memory and the records at risk in a crash stay bounded)."""
+        if self._queue.qsize() >= _MAX_QUEUED:
+            return False
         if self._thread is None or not self._thread.is_alive():
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
@@ -58,6 +63,7 @@ class Recorder:
                     )
                     self._thread.start()
         self._queue.put((schema_name, record))
+        return True
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted record is written (or the timeout passes)."""

@@ -3,6 +3,7 @@ classes expose it to DRF views (``request.auth`` is the ResolvedKey) and check s
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
@@ -30,3 +31,13 @@ class HasApiKey(BasePermission):
         if scope and scope not in request.auth.scopes:
             raise PermissionDenied(f"This API key lacks the {scope!r} scope.", code="missing_scope")
         return True
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents the bearer API key in the OpenAPI schema."""
+
+    target_class = "tenants.auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A tenant API key (sk-sb-…)"}
