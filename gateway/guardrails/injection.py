@@ -36,7 +36,8 @@ _RULES: list[tuple[str, float, re.Pattern]] = [
         1.0,
         re.compile(
             r"\b(reveal|show|print|repeat|output|leak|tell me)\b[^.\n]{0,30}\b(system prompt|"
-            r"(your|the) (hidden |initial |original )?(instructions|prompt|rules))"
+            r"your (hidden |initial |original |secret )?(instructions|prompt|rules)|"
+            r"(the )?(hidden|initial|original|secret) (instructions|prompt))"
         ),
     ),
     (
