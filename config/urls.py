@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("prompts.urls")),
     path("", include("audit.urls")),
+    path("", include("usage.urls")),
 ]
 
 handler404 = "config.handlers.not_found"

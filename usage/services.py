@@ -31,6 +31,7 @@ from gateway.records import CallRecord
 from usage.models import (
     BudgetCounter,
     Limit,
+    RateWindow,
     Reservation,
     SoftLimitNotice,
     UsageRecord,
@@ -570,3 +571,107 @@ def sweep_lost_reservations(*, older_than: timedelta | None = None) -> int:
             record_audit(record)
         swept += 1
     return swept
+
+
+# --- limits edited in the console ---------------------------------------------------------------
+
+
+def set_limit(
+    *, tenant, scope: str, scope_value: str, metric: str, hard: Decimal, soft_percent: int = 80
+) -> Limit:
+    """Create or change one limit; this process applies it from the next request, the others
+    within a few seconds."""
+    from gateway.errors import InvalidRequest
+
+    if scope not in Limit.Scope.values:
+        raise InvalidRequest(f"Unknown scope {scope!r}.", param="scope")
+    if metric not in Limit.Metric.values:
+        raise InvalidRequest(f"Unknown metric {metric!r}.", param="metric")
+    if hard is None or hard < 0:
+        raise InvalidRequest("A limit is a number of 0 or more.", param="hard")
+    if not 1 <= soft_percent <= 100:
+        raise InvalidRequest("The soft level is a percentage from 1 to 100.", param="soft_percent")
+    if scope == Limit.Scope.TENANT:
+        scope_value = ""
+    elif not scope_value:
+        raise InvalidRequest(
+            "Name the key id, feature or end user (or * for each end user).", param="scope_value"
+        )
+    limit, _ = Limit.objects.update_or_create(
+        scope=scope,
+        scope_value=scope_value,
+        metric=metric,
+        defaults={"hard": hard, "soft_percent": soft_percent},
+    )
+    forget_limits(tenant)
+    return limit
+
+
+def remove_limit(*, tenant, limit: Limit) -> None:
+    limit.delete()
+    forget_limits(tenant)
+
+
+def quota_overview(tenant) -> list[dict]:
+    """Every limit that applies to the tenant, with current use against soft and hard levels."""
+    now = timezone.now()
+    period = period_of(now)
+    _, reset = period_bounds(period)
+    window = _window_start(now)
+    with schema_context(tenant.schema_name):
+        config = _TenantLimits(tenant)
+        counters = {c.scope_key: c for c in BudgetCounter.objects.filter(period=period)}
+        windows = {w.scope_key: w for w in RateWindow.objects.filter(window_start=window)}
+        rows_by_key = {(r.scope, r.scope_value, r.metric): r for r in Limit.objects.all()}
+    specs = list(config.tenant.values())
+    for (scope, value), rows in config.rows.items():
+        key = "end_user:" + value if scope == "end_user" else f"{scope}:{value}"
+        specs += [LimitSpec(key, row.metric, row.hard, row.soft_percent) for row in rows]
+    for key_id, (rpm, tpm) in config.keys.items():
+        if rpm:
+            specs.append(
+                LimitSpec(f"api_key:{key_id}", Limit.Metric.REQUESTS_PER_MINUTE, Decimal(rpm), 80)
+            )
+        if tpm:
+            specs.append(
+                LimitSpec(f"api_key:{key_id}", Limit.Metric.TOKENS_PER_MINUTE, Decimal(tpm), 80)
+            )
+    overview = []
+    for spec in specs:
+        if spec.metric in MONTHLY:
+            counter = counters.get(spec.scope_key)
+            if spec.metric == Limit.Metric.MONTHLY_TOKENS:
+                used = Decimal(counter.tokens_used + counter.tokens_reserved) if counter else 0
+            else:
+                used = (counter.spend_used + counter.spend_reserved) if counter else Decimal(0)
+            resets = reset
+        else:
+            w = windows.get(spec.scope_key)
+            used = Decimal(
+                (w.requests if spec.metric == Limit.Metric.REQUESTS_PER_MINUTE else w.tokens)
+                if w
+                else 0
+            )
+            resets = window + timedelta(minutes=1)
+        percent = float(used * 100 / spec.hard) if spec.hard else 100.0
+        scope, _, value = spec.scope_key.partition(":")
+        row = rows_by_key.get((scope, value, spec.metric))
+        overview.append(
+            {
+                "scope_key": spec.scope_key,
+                "metric": spec.metric,
+                "hard": spec.hard,
+                "soft_percent": spec.soft_percent,
+                "used": used,
+                "percent": round(percent, 1),
+                "state": "hard"
+                if percent >= 100
+                else "soft"
+                if percent >= spec.soft_percent
+                else "ok",
+                "resets": resets,
+                "limit_id": row.id if row else None,
+                "source": "limit" if row else ("key" if scope == "api_key" else "plan"),
+            }
+        )
+    return overview
