@@ -2,7 +2,7 @@ import json
 
 from django import forms
 
-from prompts.models import PromptVersion
+from prompts.models import EvalCase, PromptVersion
 
 
 class JsonField(forms.CharField):
@@ -98,3 +98,27 @@ class SplitForm(forms.Form):
             for v in self.versions
             if self.cleaned_data.get(f"weight_{v.id}")
         ]
+
+
+class EvalCaseForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    input = JsonField(kind=dict, help_text='The feature\'s variables, e.g. {"subject": "…"}')
+    check_kind = forms.ChoiceField(choices=EvalCase.Check.choices, label="Check")
+    expected = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="A label; a text the output contains (any case); a JSON object of fields "
+        "that must be equal; nothing for “valid”.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        raw = (data.get("expected") or "").strip()
+        if data.get("check_kind") == EvalCase.Check.FIELDS and raw:
+            try:
+                data["expected"] = json.loads(raw)
+            except ValueError:
+                self.add_error("expected", "Not valid JSON.")
+        else:
+            data["expected"] = raw or None
+        return data

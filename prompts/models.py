@@ -2,6 +2,7 @@
 split between them, and the change log of every publish, weight change and rollback."""
 
 from django.db import models
+from django.utils import timezone
 
 
 class Feature(models.Model):
@@ -111,11 +112,58 @@ class EvalCase(models.Model):
         CONTAINS = "contains", "Output contains"
         VALID = "valid", "Valid against the contract"
 
+    class Source(models.TextChoices):
+        DEFAULT = "default", "Shipped default"
+        TENANT = "tenant", "Tenant's own"
+
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="eval_cases")
     name = models.CharField(max_length=200)
     input = models.JSONField(default=dict)
     check_kind = models.CharField(max_length=10, choices=Check.choices)
     expected = models.JSONField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.TENANT)
+    # A removed shipped case is only disabled, so the next load of the defaults does not bring
+    # it back.
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["feature", "name"], name="one_eval_case_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature.slug}: {self.name}"
+
+
+class EvalRun(models.Model):
+    """A candidate version and the serving one run on the feature's dataset, side by side."""
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="eval_runs")
+    candidate = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="+")
+    baseline = models.ForeignKey(
+        PromptVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    total = models.PositiveIntegerField()
+    candidate_passed = models.PositiveIntegerField()
+    baseline_passed = models.PositiveIntegerField(null=True)
+    regression = models.BooleanField()
+    # [{"case": name, "check": kind, "candidate": {...}, "baseline": {...} | None}]
+    results = models.JSONField(default=list)
+    actor_id = models.BigIntegerField(null=True)
+    actor_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def candidate_rate(self) -> float:
+        return self.candidate_passed / self.total if self.total else 0.0
+
+    @property
+    def baseline_rate(self) -> float | None:
+        if self.baseline_passed is None or not self.total:
+            return None
+        return self.baseline_passed / self.total

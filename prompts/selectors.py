@@ -17,6 +17,7 @@ def features_overview(days: int = 7) -> list[dict]:
     figures = {
         row["feature"]: row
         for row in UsageRecord.objects.filter(created_at__gte=since, endpoint="feature_run")
+        .exclude(mode="console")
         .values("feature")
         .annotate(
             runs=Count("id"),
@@ -49,13 +50,15 @@ def features_overview(days: int = 7) -> list[dict]:
 
 def variant_figures(feature: Feature, days: int = 30) -> list[dict]:
     """Runs, errors, validation failures, thumbs-up rate, mean latency and cost per version and
-    variant that served the feature."""
+    variant that served the feature (API traffic only: console test runs and evaluations are in
+    the audit trail, not here)."""
     since = timezone.now() - timedelta(days=days)
     rows = list(
         UsageRecord.objects.filter(
             feature=feature.slug, endpoint="feature_run", created_at__gte=since
         )
         .exclude(prompt_version_id=None)
+        .exclude(mode="console")  # test runs and evaluations are not traffic
         .values("prompt_version_id", "variant")
         .annotate(
             runs=Count("id"),

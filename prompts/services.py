@@ -240,8 +240,12 @@ def load_defaults() -> list[str]:
 
     A feature whose serving version is a shipped default follows the newest default; a feature
     serving the tenant's own version keeps it (the new default is available as a version).
+    Shipped evaluation cases are added by name, so a tenant's edits to the dataset stay.
     Returns what changed.
     """
+    # evaluation runs features through prompts.runs, which imports this module
+    from prompts.evaluation import load_default_cases
+
     changed = []
     for spec in read_default_files():
         slug, semver = spec["feature"], str(spec["version"])
@@ -258,6 +262,9 @@ def load_defaults() -> list[str]:
                     or Feature._meta.get_field("degraded_text").default,
                 },
             )
+            added = load_default_cases(feature, spec.get("eval") or [])
+            if added:
+                changed.append(f"{slug}: {added} evaluation case(s)")
             label = f"default@{semver}"
             if feature.versions.filter(label=label).exists():
                 continue

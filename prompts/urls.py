@@ -29,6 +29,17 @@ urlpatterns = [
         views.publish,
         name="publish",
     ),
+    path(
+        base + "<slug:feature_slug>/versions/<int:version_id>/evaluate/",
+        views.evaluate,
+        name="evaluate",
+    ),
+    path(base + "<slug:feature_slug>/evaluation/", views.eval_dataset, name="eval_dataset"),
+    path(
+        base + "<slug:feature_slug>/evaluation/<int:case_id>/remove/",
+        views.eval_case_remove,
+        name="eval_case_remove",
+    ),
     path(base + "<slug:feature_slug>/rollback/", views.rollback, name="rollback"),
     path(base + "<slug:feature_slug>/split/", views.set_split, name="split"),
     path(base + "<slug:feature_slug>/diff/", views.diff, name="diff"),

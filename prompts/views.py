@@ -9,14 +9,15 @@ import json
 
 from asgiref.sync import async_to_sync
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from gateway.errors import SwitchboardError
-from prompts import selectors, services
-from prompts.forms import SplitForm, VersionForm
-from prompts.models import Feature, PromptVersion
+from prompts import evaluation, selectors, services
+from prompts.forms import EvalCaseForm, SplitForm, VersionForm
+from prompts.models import EvalCase, EvalRun, Feature, PromptVersion
 from prompts.rendering import ContextChunk, render_messages
 from prompts.runs import execute_run
 from tenants.decorators import EDIT_ROLES, READ_ROLES, tenant_view
@@ -99,6 +100,10 @@ def version_edit(request, feature_slug: str, version_id: int):
         "form": form,
         "sample": _sample_input(version),
         "can_edit": request.role in EDIT_ROLES,
+        "eval_run": EvalRun.objects.filter(candidate=version)
+        .select_related("candidate", "baseline")
+        .first(),
+        "case_count": feature.eval_cases.filter(enabled=True).count(),
     }
     return render(request, "prompts/version_edit.html", context, status=400 if form.errors else 200)
 
@@ -151,7 +156,7 @@ def test_run(request, feature_slug: str, version_id: int):
             end_user="",
             request_id=request.request_id,
             mode="console",
-            staff=request.user,
+            staff=_actor(request),
             version=version,
         )
         result = {
@@ -240,3 +245,67 @@ def diff(request, feature_slug: str):
         "prompts/diff.html",
         {"feature": feature, "a": a, "b": b, "sections": sections, "versions": versions.values()},
     )
+
+
+@tenant_view(*READ_ROLES)
+def eval_dataset(request, feature_slug: str):
+    """The feature's evaluation cases and recent evaluations; editors add cases."""
+    feature = get_object_or_404(Feature, slug=feature_slug)
+    form = EvalCaseForm()
+    if request.method == "POST":
+        if request.role not in EDIT_ROLES:
+            raise PermissionDenied("Your role in this tenant does not allow this.")
+        form = EvalCaseForm(request.POST)
+        if form.is_valid():
+            try:
+                evaluation.add_case(feature=feature, **form.cleaned_data)
+            except SwitchboardError as exc:
+                form.add_error(exc.param if exc.param in form.fields else None, exc.message)
+            else:
+                messages.success(request, f"Case {form.cleaned_data['name']!r} added.")
+                return redirect(
+                    "prompts:eval_dataset", slug=request.tenant.slug, feature_slug=feature.slug
+                )
+    context = {
+        "feature": feature,
+        "cases": feature.eval_cases.filter(enabled=True),
+        "runs": feature.eval_runs.select_related("candidate", "baseline")[:10],
+        "form": form,
+        "can_edit": request.role in EDIT_ROLES,
+    }
+    return render(request, "prompts/eval_dataset.html", context, status=400 if form.errors else 200)
+
+
+@tenant_view(*EDIT_ROLES)
+@require_POST
+def eval_case_remove(request, feature_slug: str, case_id: int):
+    feature = get_object_or_404(Feature, slug=feature_slug)
+    case = get_object_or_404(EvalCase, feature=feature, pk=case_id, enabled=True)
+    evaluation.remove_case(case=case)
+    messages.success(request, f"Case {case.name!r} removed.")
+    return redirect("prompts:eval_dataset", slug=request.tenant.slug, feature_slug=feature.slug)
+
+
+@tenant_view(*EDIT_ROLES)
+@require_POST
+def evaluate(request, feature_slug: str, version_id: int):
+    """Run this version and the serving one on the dataset (real model calls), side by side."""
+    feature = get_object_or_404(Feature, slug=feature_slug)
+    version = get_object_or_404(PromptVersion, feature=feature, pk=version_id)
+    run, error = None, None
+    try:
+        run = evaluation.evaluate(
+            tenant=request.tenant, feature=feature, candidate=version, actor=_actor(request)
+        )
+    except SwitchboardError as exc:
+        error = exc.message
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(
+            "prompts:version_edit",
+            slug=request.tenant.slug,
+            feature_slug=feature.slug,
+            version_id=version.id,
+        )
+    return render(request, "prompts/_evaluation.html", {"eval_run": run, "error": error})

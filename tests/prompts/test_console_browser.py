@@ -45,7 +45,9 @@ def editor(tenant_a):
     return "cs-browser", "Br0wser-pass!"
 
 
-def test_edit_preview_publish_and_roll_back(asgi_server, tenant_a, editor, tmp_path, browser):
+def test_edit_preview_publish_and_roll_back(
+    asgi_server, features, tenant_a, editor, tmp_path, browser
+):
     page = browser.new_page()
     page.goto(asgi_server.url + "/login/")
     page.fill("#id_username", editor[0])
@@ -61,7 +63,12 @@ def test_edit_preview_publish_and_roll_back(asgi_server, tenant_a, editor, tmp_p
     assert "the export button does nothing" in page.inner_text("#preview")
     page.screenshot(path=str(tmp_path / "editor.png"))
     page.click("#save")
-    page.wait_for_load_state()
+    page.wait_for_selector("text=saved.")  # the reloaded page, not the one being left
+    page.click("#evaluate")  # the draft next to the serving version, on the shipped dataset
+    page.wait_for_selector("#evaluation-verdict")
+    assert "/1 (" in page.inner_text("#candidate-rate")
+    assert "/1 (" in page.inner_text("#baseline-rate")
+    page.screenshot(path=str(tmp_path / "evaluation.png"), full_page=True)
     page.fill("input[name=reason]", "three bullets")
     page.click("#publish")
     page.wait_for_selector("#serving")
