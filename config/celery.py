@@ -14,3 +14,4 @@ app.conf.beat_schedule = {
     "sweep-lost-reservations": {"task": "usage.sweep_lost_reservations", "schedule": 60.0},
     "purge-expired-audit-records": {"task": "audit.purge_expired_records", "schedule": 24 * 3600.0},
 }
+app.conf.beat_schedule["recover-stale-jobs"] = {"task": "jobs.recover_stale_jobs", "schedule": 30.0}

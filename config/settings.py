@@ -70,6 +70,7 @@ TENANT_APPS = [
     "usage",
     "audit",
     "retrieval",
+    "jobs",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -175,7 +176,7 @@ else:
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 EMBEDDED_BROKER = not CELERY_BROKER_URL
-EMBEDDED_BROKER_DIR = VAR_DIR / "broker"
+EMBEDDED_BROKER_DIR = Path(env_str("SWITCHBOARD_BROKER_DIR", str(VAR_DIR / "broker")))
 if EMBEDDED_BROKER:
     CELERY_BROKER_URL = "filesystem://"
     for _sub in ("in", "processed"):
@@ -262,6 +263,10 @@ SWITCHBOARD_EMBEDDER = env_str("SWITCHBOARD_EMBEDDER", "local")
 # Usage and audit records are written by a background thread right after the response (the
 # reservation written at admission covers a crash in between); false writes them inline.
 SWITCHBOARD_DEFERRED_RECORDING = env_bool("SWITCHBOARD_DEFERRED_RECORDING", True)
+SWITCHBOARD_MAX_JOBS_IN_FLIGHT = env_int("SWITCHBOARD_MAX_JOBS_IN_FLIGHT", 200, minimum=1)
+SWITCHBOARD_JOB_DEADLINE_SECONDS = env_int("SWITCHBOARD_JOB_DEADLINE_SECONDS", 900, minimum=1)
+SWITCHBOARD_JOB_LEASE_SECONDS = env_int("SWITCHBOARD_JOB_LEASE_SECONDS", 300, minimum=1)
+SWITCHBOARD_JOB_MAX_ATTEMPTS = env_int("SWITCHBOARD_JOB_MAX_ATTEMPTS", 3, minimum=1)
 SWITCHBOARD_METRICS_TOKEN = env_str("SWITCHBOARD_METRICS_TOKEN")
 SWITCHBOARD_METRICS_TENANT_LABELS = env_bool("SWITCHBOARD_METRICS_TENANT_LABELS", True)
 

@@ -47,6 +47,9 @@ class CallContext:
     variant: str = ""
     allow_degraded: bool = False
     degraded_text: str = ""
+    # Write the records before returning (workers: no latency to save, and the job's outcome
+    # must not be reported before its records exist).
+    record_inline: bool = False
 
 
 @dataclass

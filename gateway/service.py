@@ -236,7 +236,11 @@ def _on_worker(fn: Callable, *args):
 async def _record(ctx: CallContext, record: CallRecord, started: float) -> None:
     record.latency_ms["total"] = _ms(started)
     observe_call(record, ctx.tenant.slug)
-    if settings.SWITCHBOARD_DEFERRED_RECORDING and recorder.submit(ctx.tenant.schema_name, record):
+    if (
+        settings.SWITCHBOARD_DEFERRED_RECORDING
+        and not ctx.record_inline
+        and recorder.submit(ctx.tenant.schema_name, record)
+    ):
         return
     try:
         await _in_tenant(ctx.tenant, persist, record)

@@ -10,7 +10,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.errors import InvalidRequest
 from prompts.runs import execute_run, stream_run
 from prompts.serializers import RunRequestSerializer, RunSerializer
 
@@ -67,10 +66,27 @@ class FeatureRunView(APIView):
             access_tags=data.get("access_tags"),
         )
         if data["mode"] == "async":
-            raise InvalidRequest(
-                "Async runs are not available yet: use sync or stream.",
-                param="mode",
-                code="unsupported_mode",
+            from jobs.api import JobSerializer
+            from jobs.services import start_job
+
+            job = start_job(
+                tenant=request.tenant,
+                slug=slug,
+                data=data["input"],
+                end_user=data.get("user", ""),
+                key=request.auth,
+                access_tags=data.get("access_tags"),
+                webhook_url=data.get("webhook_url", ""),
+            )
+            body = JobSerializer(job).data
+            return Response(
+                {
+                    "job_id": str(job.id),
+                    "status": job.status,
+                    "status_url": body["status_url"],
+                    "events_url": body["events_url"],
+                },
+                status=202,
             )
         if data["mode"] == "stream":
             return self._stream(common)

@@ -17,7 +17,7 @@ from gateway.types import ChatRequest
 from prompts.contracts import OutputContract
 from prompts.models import Feature, PromptVersion
 from prompts.rendering import ContextChunk, render_messages
-from prompts.services import choose_version
+from prompts.services import Actor, choose_version
 
 
 @dataclass
@@ -50,6 +50,7 @@ def prepare_run(
     end_user: str,
     salt: str = "",
     version: PromptVersion | None = None,
+    variant: str = "console",
     access_tags: list[str] | None = None,
 ) -> PreparedRun:
     """Everything before the model call (runs in the tenant's schema)."""
@@ -59,8 +60,6 @@ def prepare_run(
     if version is None:
         choice = choose_version(feature, end_user, salt)
         version, variant = choice.version, choice.variant
-    else:
-        variant = "console"
     context, chunks = ([], [])
     if feature.uses_retrieval:
         context, chunks = retrieve_context(
@@ -80,9 +79,19 @@ def prepare_run(
 
 
 def _context(
-    run: PreparedRun, *, tenant, request_id: str, key, end_user: str, mode: str, staff=None
+    run: PreparedRun,
+    *,
+    tenant,
+    request_id: str,
+    key,
+    end_user: str,
+    mode: str,
+    staff: Actor | None = None,
+    call_id: str | None = None,
 ) -> CallContext:
+    extra = {"call_id": call_id, "record_inline": True} if call_id else {}
     return CallContext(
+        **extra,
         tenant=tenant,
         request_id=request_id,
         api_key_id=key.id if key else None,
@@ -98,7 +107,7 @@ def _context(
         allow_degraded=run.feature.allow_degraded,
         degraded_text=run.feature.degraded_text,
         staff_user_id=staff.id if staff else None,
-        staff_username=staff.get_username() if staff else "",
+        staff_username=staff.name if staff else "",
     )
 
 
@@ -135,10 +144,16 @@ async def execute_run(
     request_id: str,
     key=None,
     mode: str = "sync",
-    staff=None,
+    staff: Actor | None = None,
     version: PromptVersion | None = None,
+    variant: str = "console",
     access_tags: list[str] | None = None,
+    call_id: str | None = None,
 ) -> tuple[PreparedRun, service.CallOutcome]:
+    """One feature run through the gateway's entry point. ``version`` pins a version (console
+    test runs and evaluations, recorded under ``variant``) instead of the serving choice.
+    ``call_id`` fixes the run id (async jobs: every attempt is the same call, charged once)."""
+
     def prepare():
         with schema_context(tenant.schema_name):
             return prepare_run(
@@ -148,6 +163,7 @@ async def execute_run(
                 end_user=end_user,
                 salt=request_id,
                 version=version,
+                variant=variant,
                 access_tags=access_tags,
             )
 
@@ -160,6 +176,7 @@ async def execute_run(
         end_user=end_user,
         mode=mode,
         staff=staff,
+        call_id=call_id,
     )
     outcome = await service.execute_chat(
         ctx,

@@ -223,6 +223,8 @@ WITH rate AS (
     UPDATE {schema}.usage_budgetcounter SET tokens_reserved = tokens_reserved + %(tokens)s,
                                    spend_reserved = spend_reserved + %(spend)s
     WHERE period = %(period)s AND scope_key = ANY(%(budget_keys)s::text[])
+      -- a retried call (e.g. an async job after a worker died) keeps its first reservation
+      AND NOT EXISTS (SELECT 1 FROM {schema}.usage_reservation WHERE call_id = %(call_id)s)
     RETURNING scope_key, tokens_used::numeric, tokens_reserved::numeric, spend_used,
               spend_reserved
 ), reservation AS (
@@ -230,12 +232,15 @@ WITH rate AS (
                                    api_key_id, end_user, feature, created_at, expires_at)
     VALUES (%(call_id)s, %(request_id)s, %(period)s, %(scope_keys_json)s::jsonb, %(tokens)s,
             %(spend)s, %(api_key_id)s, %(end_user)s, %(feature)s, %(now)s, %(expires)s)
+    ON CONFLICT (call_id) DO NOTHING
     RETURNING id
 )
 SELECT 'rate', scope_key, a, b, c, d FROM rate
 UNION ALL SELECT 'budget', scope_key, tokens_used, tokens_reserved, spend_used, spend_reserved
     FROM budget
 UNION ALL SELECT 'reservation', '', id::numeric, 0, 0, 0 FROM reservation
+UNION ALL SELECT 'existing', '', id::numeric, 0, 0, 0 FROM {schema}.usage_reservation
+    WHERE call_id = %(call_id)s
 -- The commit need not wait for the disk: every caller contends for the tenant's counter row,
 -- and a reservation lost in a database crash only means that call settles without one.
 UNION ALL SELECT 'config', set_config('synchronous_commit', 'off', true), 0, 0, 0, 0
@@ -326,6 +331,18 @@ def _refusal(
     return None, soft
 
 
+def _check_rates_only(rate_specs, rows, now, tenant, params) -> None:
+    refusal, _ = _refusal(rate_specs, rows, 0, Decimal(0), now, params["period"])
+    if refusal is not None:
+        _run(_UNDO_RATES_SQL, tenant.schema_name, params)
+        raise refusal
+
+
+_UNDO_RATES_SQL = """
+UPDATE {schema}.usage_ratewindow SET requests = requests - 1, tokens = tokens - %(tokens)s
+WHERE window_start = %(window)s AND scope_key = ANY(%(rate_keys)s::text[])
+"""
+
 _known_counters: set[tuple[str, str, str]] = set()
 _noticed: set[tuple[str, str, str, str]] = set()
 
@@ -379,6 +396,11 @@ def admit(
         "expires": now + RESERVATION_TTL,
     }
     rows = _run(_ADMIT_SQL, tenant.schema_name, params)
+    existing = next((int(r[2]) for r in rows if r[0] == "existing"), None)
+    if existing is not None:
+        # The same call admitted before (a retry): its reservation still holds the budget.
+        _check_rates_only(rate_specs, rows, now, tenant, params)
+        return Admission(reservation_id=existing)
     if len([r for r in rows if r[0] == "budget"]) < len(budget_keys):
         # A counter this process believed in is gone (e.g. the schema was recreated).
         _run(_UNDO_SQL, tenant.schema_name, params)

@@ -1,0 +1,70 @@
+"""Tenant-schema async work: jobs (async feature runs), their event log (SSE, resumable), and
+idempotency keys for POSTs that create runs and jobs."""
+
+import uuid
+
+from django.db import models
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    feature = models.CharField(max_length=100)
+    input = models.JSONField(default=dict)
+    end_user = models.CharField(max_length=256, blank=True)
+    access_tags = models.JSONField(default=list)
+    api_key_id = models.BigIntegerField(null=True)
+    api_key_prefix = models.CharField(max_length=24, blank=True)
+    priority = models.CharField(max_length=12, default="interactive")
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(null=True)
+    error = models.JSONField(null=True)
+    webhook_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True)
+    lease_until = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    deadline_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def call_id(self) -> str:
+        """The run id of the job's one AI call, the same on every attempt (one charge)."""
+        return f"run_{self.id.hex}"
+
+
+class JobEvent(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    event = models.CharField(max_length=20)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="one_event_per_seq")]
+
+
+class IdempotencyKey(models.Model):
+    key = models.CharField(max_length=255)
+    path = models.CharField(max_length=300)
+    body_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)  # null while the first is running
+    response = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "path"], name="one_key_per_path")]
