@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs.idempotency import idempotent
 from prompts.runs import execute_run, stream_run
 from prompts.serializers import RunRequestSerializer, RunSerializer
 
@@ -52,6 +53,7 @@ class FeatureRunView(APIView):
         },
         summary="Run a feature",
     )
+    @idempotent
     def post(self, request, slug: str):
         body = RunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
