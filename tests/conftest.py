@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-pytest_plugins = ["tests.fixtures_gateway"]
+pytest_plugins = ["tests.fixtures_gateway", "tests.fixtures_shared"]
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """An admin in a real browser opens the usage dashboard, sees the charts drawn, and edits a
 quota (headless Chromium from the distribution's packages, driven by Playwright)."""
 
-import shutil
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,30 +10,6 @@ from django.utils import timezone
 from usage.models import Limit, UsageRecord
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (make test installs it from Debian's packages)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def test_dashboard_charts_and_quota_edit(asgi_server, fresh_tenant, tmp_path, browser):
