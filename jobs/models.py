@@ -68,3 +68,57 @@ class IdempotencyKey(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key", "path"], name="one_key_per_path")]
+
+
+class WebhookEndpoint(models.Model):
+    """Where a tenant wants events delivered, signed per the Standard Webhooks specification."""
+
+    EVENTS = (
+        "job.succeeded",
+        "job.failed",
+        "document.ready",
+        "document.failed",
+        "quota.soft_limit",
+        "quota.exceeded",
+        "alert.triggered",
+    )
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list)  # empty: every event
+    # The signing secret must be kept to sign; it is shown once, at creation or rotation.
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def wants(self, event: str) -> bool:
+        return self.enabled and (not self.events or event in self.events)
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    msg_id = models.CharField(max_length=64)
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True)
+    last_duration_ms = models.FloatField(null=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -144,6 +144,20 @@ def _finish(job: Job, *, status: str, result=None, error=None) -> None:
         if error is not None:
             add_event(current, "error", error)
         add_event(current, "status", {"status": status})
+        if status in (Job.Status.SUCCEEDED, Job.Status.FAILED):
+            from jobs.webhooks import emit
+
+            emit(
+                f"job.{status}",
+                {
+                    "job_id": str(current.id),
+                    "status": status,
+                    "feature": current.feature,
+                    "run_id": current.call_id,
+                    "status_url": f"/api/v1/jobs/{current.id}",
+                    "error": error,
+                },
+            )
 
 
 def run_job(tenant, job_id) -> None:

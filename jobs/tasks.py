@@ -24,3 +24,18 @@ def recover_stale_jobs() -> dict[str, int]:
         if count:
             recovered[tenant.slug] = count
     return recovered
+
+
+@shared_task(name="jobs.deliver_webhook", queue="webhooks")
+def deliver_webhook(schema_name: str, delivery_id: int) -> None:
+    from jobs.models import WebhookDelivery
+    from jobs.webhooks import attempt
+
+    with schema_context(schema_name):
+        delivery = (
+            WebhookDelivery.objects.select_related("endpoint")
+            .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
+            .first()
+        )
+        if delivery is not None and delivery.endpoint.enabled:
+            attempt(delivery)

@@ -280,6 +280,35 @@ def on_soft_limit_crossed(*, tenant, spec: LimitSpec, period: str, percent: int)
     logger.warning(
         "soft limit crossed", extra={"limit": spec.label, "percent": percent, "period": period}
     )
+    from jobs.webhooks import emit
+
+    with schema_context(tenant.schema_name):
+        emit(
+            "quota.soft_limit",
+            {"limit": spec.label, "percent": percent, "period": period, "hard": str(spec.hard)},
+        )
+
+
+def on_quota_exceeded(*, tenant, refusal: QuotaExceeded, period: str) -> None:
+    """A hard limit refused a call: recorded and notified once per limit and period."""
+    from jobs.webhooks import emit
+
+    noticed = (tenant.schema_name, refusal.param, "exceeded", period)
+    if noticed in _noticed:
+        return
+    with schema_context(tenant.schema_name):
+        _, created = SoftLimitNotice.objects.get_or_create(
+            scope_key=refusal.param or "",
+            metric="exceeded",
+            period=period,
+            defaults={"percent": 100},
+        )
+        _noticed.add(noticed)
+        if created:
+            emit(
+                "quota.exceeded",
+                {"limit": refusal.param, "message": refusal.message, "period": period},
+            )
 
 
 def _refusal(
@@ -412,6 +441,8 @@ def admit(
     )
     if refusal is not None:
         _run(_UNDO_SQL, tenant.schema_name, params)
+        if isinstance(refusal, QuotaExceeded):
+            on_quota_exceeded(tenant=tenant, refusal=refusal, period=period)
         raise refusal
     reservation_id = next(int(r[2]) for r in rows if r[0] == "reservation")
     admission = Admission(reservation_id=reservation_id)
