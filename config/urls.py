@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("prompts.urls")),
     path("", include("audit.urls")),
     path("", include("usage.urls")),
+    path("", include("jobs.urls")),
 ]
 
 handler404 = "config.handlers.not_found"

@@ -154,3 +154,30 @@ def test_rotation_signs_with_both_secrets_during_the_overlap(receiver, tenant_a)
     assert len(headers["webhook-signature"].split(" ")) == 2
     assert Webhook(old).verify(body, headers) == Webhook(new).verify(body, headers)
     assert json.loads(body)["data"] == {"n": 1}
+
+
+def test_console_creates_shows_the_secret_once_and_notices_disabled(receiver, tenant_b):
+    from django.test import Client
+
+    from tenants import services as tenant_services
+
+    user = tenant_services.create_staff_user(
+        username="hook-admin", email="", password="H00k-admin-pw"
+    )
+    tenant_services.set_membership(user=user, tenant=tenant_b.tenant, role="admin")
+    client = Client()
+    client.force_login(user)
+    page = client.post(
+        f"/t/{tenant_b.slug}/webhooks/", {"url": receiver.url, "events": ["job.failed"]}
+    ).content.decode()
+    assert 'id="webhook-secret"' in page and "whsec_" in page
+    listing = client.get(f"/t/{tenant_b.slug}/webhooks/").content.decode()
+    assert receiver.url in listing and "whsec_" not in listing
+    with tenant_b.context():
+        WebhookEndpoint.objects.filter(url=receiver.url).update(
+            enabled=False, disabled_reason="Disabled after 5 deliveries failed every retry"
+        )
+    assert (
+        "is disabled: Disabled after 5"
+        in client.get(f"/t/{tenant_b.slug}/webhooks/").content.decode()
+    )
