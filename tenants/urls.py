@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tenants import views
+from tenants import operator, views
 
 app_name = "console"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("tenants/", views.tenant_list, name="tenant_list"),
     path("tenants/provision/", views.tenant_provision, name="tenant_provision"),
     path("plans/", views.plan_list, name="plan_list"),
+    path("operator/", operator.operator, name="operator"),
     path("plans/new/", views.plan_edit, name="plan_new"),
     path("plans/<int:plan_id>/", views.plan_edit, name="plan_edit"),
     path("t/<slug:slug>/", views.tenant_detail, name="tenant_detail"),
