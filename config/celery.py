@@ -15,3 +15,4 @@ app.conf.beat_schedule = {
     "purge-expired-audit-records": {"task": "audit.purge_expired_records", "schedule": 24 * 3600.0},
 }
 app.conf.beat_schedule["recover-stale-jobs"] = {"task": "jobs.recover_stale_jobs", "schedule": 30.0}
+app.conf.beat_schedule["evaluate-alerts"] = {"task": "jobs.evaluate_alerts", "schedule": 60.0}

@@ -122,3 +122,29 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class Alert(models.Model):
+    """Something a tenant admin should know, raised at most once per kind, subject and window."""
+
+    class Kind(models.TextChoices):
+        SOFT_LIMIT = "soft_limit", "Soft limit reached"
+        ERROR_RATE = "error_rate", "Error rate above threshold"
+        FALLBACK_RATE = "fallback_rate", "Fallback rate above threshold"
+        THUMBS_DOWN = "thumbs_down", "Thumbs-down rate rising"
+        CIRCUIT_OPEN = "circuit_open", "A deployment's circuit is open"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    subject = models.CharField(max_length=300)  # feature slug, deployment or limit
+    message = models.TextField()
+    window_start = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject", "window_start"], name="one_alert_per_window"
+            )
+        ]

@@ -39,3 +39,17 @@ def deliver_webhook(schema_name: str, delivery_id: int) -> None:
         )
         if delivery is not None and delivery.endpoint.enabled:
             attempt(delivery)
+
+
+@shared_task(name="jobs.evaluate_alerts", queue="bulk")
+def evaluate_alerts() -> dict[str, int]:
+    """Explicitly cross-tenant: raise the alerts that are due in every tenant."""
+    from jobs.alerts import evaluate
+
+    raised = {}
+    for tenant in Tenant.objects.exclude(status=Tenant.Status.TEMPLATE):
+        with schema_context(tenant.schema_name):
+            count = len(evaluate(tenant))
+        if count:
+            raised[tenant.slug] = count
+    return raised

@@ -12,4 +12,5 @@ urlpatterns = [
     path(base + "<int:endpoint_id>/remove/", views.remove, name="remove"),
     path(base + "<int:endpoint_id>/enable/", views.enable, name="enable"),
     path(base + "deliveries/<int:delivery_id>/redeliver/", views.redeliver, name="redeliver"),
+    path("t/<slug:slug>/alerts/<int:alert_id>/ack/", views.alert_ack, name="alert_ack"),
 ]

@@ -108,3 +108,19 @@ def redeliver(request, delivery_id: int):
             request, f"Delivery failed again: {delivery.last_error or delivery.last_status_code}"
         )
     return redirect("jobs:deliveries", slug=request.tenant.slug, endpoint_id=delivery.endpoint_id)
+
+
+@tenant_view(*ADMIN_ROLES)
+@require_POST
+def alert_ack(request, alert_id: int):
+    from django.utils import timezone
+
+    from jobs.models import Alert
+
+    Alert.objects.filter(pk=alert_id, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now()
+    )
+    return redirect(
+        request.META.get("HTTP_REFERER") or "console:tenant_detail",
+        **({} if request.META.get("HTTP_REFERER") else {"slug": request.tenant.slug}),
+    )

@@ -11,7 +11,22 @@ def console(request) -> dict:
         return {}
     from gateway.routing import get_routing_table
 
+    alerts = []
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None and getattr(request, "role", None):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from jobs.models import Alert
+
+        alerts = list(
+            Alert.objects.filter(
+                acknowledged_at__isnull=True, created_at__gte=timezone.now() - timedelta(days=1)
+            )[:5]
+        )
     return {
+        "open_alerts": alerts,
         "switcher_tenants": list(
             selectors.tenants_for_user(user).select_related(None).only("name", "slug")[:200]
         ),
