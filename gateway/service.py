@@ -43,6 +43,7 @@ from gateway.recorder import persist, recorder
 from gateway.records import AttemptRecord, CallContext, CallRecord, RetrievedChunk
 from gateway.routing import Deployment, get_routing_table
 from gateway.streaming import StreamRestorer
+from gateway.tracing import record_call_spans
 from gateway.types import ChatRequest, ChatResult
 
 logger = logging.getLogger(__name__)
@@ -236,6 +237,7 @@ def _on_worker(fn: Callable, *args):
 async def _record(ctx: CallContext, record: CallRecord, started: float) -> None:
     record.latency_ms["total"] = _ms(started)
     observe_call(record, ctx.tenant.slug)
+    record_call_spans(record, ctx.tenant.slug)
     if (
         settings.SWITCHBOARD_DEFERRED_RECORDING
         and not ctx.record_inline
