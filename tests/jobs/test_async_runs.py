@@ -73,7 +73,8 @@ def test_events_arrive_in_order_and_resume_after_last_event_id(api, tenant_a, ce
         "/api/v1/features/ticket-classifier/runs", {"input": TICKET, "mode": "async"}
     ).json()["job_id"]
     celery_worker()
-    wait_until(lambda: _job(tenant_a, job_id).status == "succeeded")
+    # generous: a loaded CI machine starts the worker process slowly
+    assert wait_until(lambda: _job(tenant_a, job_id).status == "succeeded", timeout=90)
     stream = api.get(f"/api/v1/jobs/{job_id}/events").text
     events = [block for block in stream.split("\n\n") if block.strip()]
     ids = [int(b.split("\n")[0].removeprefix("id: ")) for b in events]
