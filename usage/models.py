@@ -1,7 +1,6 @@
 """Tenant-schema models: what every call cost, and the state that enforces limits on the next."""
 
 from django.db import models
-from django.db.models import Q
 
 
 class UsageRecord(models.Model):
@@ -107,20 +106,8 @@ class Reservation(models.Model):
     end_user = models.CharField(max_length=256, blank=True)
     feature = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
-    # When the default sweep treats the call as lost (created_at + RESERVATION_TTL).
-    expires_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
     settled_at = models.DateTimeField(null=True)
-
-    class Meta:
-        indexes = [
-            # the sweeper's query: unsettled reservations by age
-            models.Index(
-                fields=["created_at"],
-                condition=Q(settled_at__isnull=True),
-                name="usage_reservation_open",
-            ),
-            models.Index(fields=["settled_at"], name="usage_reservation_settled"),
-        ]
 
 
 class RateWindow(models.Model):
@@ -135,7 +122,6 @@ class RateWindow(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["scope_key", "window_start"], name="one_window")
         ]
-        indexes = [models.Index(fields=["window_start"], name="usage_ratewindow_start")]
 
 
 class SoftLimitNotice(models.Model):

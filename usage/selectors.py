@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 
-import redis
-from django.conf import settings
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDay
 from django.utils import timezone
-from django_tenants.utils import schema_context
 
-from usage.limits import MONTHLY, PER_MINUTE, TenantLimits, period_bounds, period_of
-from usage.models import BudgetCounter, Limit, RateWindow, UsageRecord
-from usage.ratelimit import WINDOW, Counts, redis_counts, window_start
+from usage.models import BudgetCounter, UsageRecord
 
 GROUPS = {
     "feature": "feature",
@@ -57,8 +51,8 @@ def usage_summary(*, start: date, end: date, group_by: str) -> dict:
                 {"key": key.date().isoformat() if hasattr(key, "date") else key, **_clean(row)}
             )
     return {
-        "from": start,
-        "to": end,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
         "group_by": group_by,
         "totals": totals,
         "groups": groups,
@@ -79,91 +73,18 @@ def _clean(row: dict) -> dict:
     return out
 
 
-def _rate_counts(tenant, scope_keys: list[str], now: datetime) -> Counts:
-    if settings.REDIS_URL:
-        try:
-            return redis_counts(tenant.schema_name, scope_keys, now)
-        except redis.RedisError:
-            pass  # admission counts in PostgreSQL while Redis is unreachable
-    return {
-        w.scope_key: (w.requests, w.tokens)
-        for w in RateWindow.objects.filter(window_start=window_start(now), scope_key__in=scope_keys)
-    }
-
-
-def limit_usage(tenant) -> list[dict]:
-    """Every limit that applies to the tenant (in its schema), with its current use: monthly
-    budgets count used plus in-flight reservations; rate limits the current minute. A limit on
-    "each end user" (``end_user:*``) shows its heaviest end user."""
-    now = timezone.now()
-    period = period_of(now)
-    _, month_end = period_bounds(period)
-    config = TenantLimits(tenant)
-    specs = config.all_specs()
-    with schema_context(tenant.schema_name):
-        counters = {c.scope_key: c for c in BudgetCounter.objects.filter(period=period)}
-        rate_keys = sorted({s.scope_key for s in specs if s.metric in PER_MINUTE} - {"end_user:*"})
-        windows = _rate_counts(tenant, rate_keys, now)
-        if any(s.scope_key == "end_user:*" and s.metric in PER_MINUTE for s in specs):
-            windows.update(
-                (w.scope_key, (w.requests, w.tokens))
-                for w in RateWindow.objects.filter(
-                    window_start=window_start(now), scope_key__startswith="end_user:"
-                )
-            )
-
-    def monthly_use(counter: BudgetCounter | None, metric: str) -> Decimal:
-        if counter is None:
-            return Decimal(0)
-        if metric == Limit.Metric.MONTHLY_TOKENS:
-            return Decimal(counter.tokens_used + counter.tokens_reserved)
-        return counter.spend_used + counter.spend_reserved
-
-    overview = []
-    for spec in specs:
-        scope, _, value = spec.scope_key.partition(":")
-        each_user = spec.scope_key == "end_user:*"
-        if spec.metric in MONTHLY:
-            matching = (
-                [c for k, c in counters.items() if k.startswith("end_user:")]
-                if each_user
-                else [counters.get(spec.scope_key)]
-            )
-            used = max((monthly_use(c, spec.metric) for c in matching), default=Decimal(0))
-            resets = month_end
-        else:
-            index = 0 if spec.metric == Limit.Metric.REQUESTS_PER_MINUTE else 1
-            matching = (
-                [v for k, v in windows.items() if k.startswith("end_user:")]
-                if each_user
-                else [windows.get(spec.scope_key, (0, 0))]
-            )
-            used = Decimal(max((v[index] for v in matching), default=0))
-            resets = window_start(now) + WINDOW
-        percent = float(used * 100 / spec.hard) if spec.hard else 100.0
-        overview.append(
-            {
-                "scope_key": spec.scope_key,
-                "scope": scope,
-                "scope_value": value,
-                "metric": spec.metric,
-                "hard": spec.hard,
-                "soft_percent": spec.soft_percent,
-                "used": used,
-                "percent": round(percent, 1),
-                "state": "hard"
-                if percent >= 100
-                else "soft"
-                if percent >= spec.soft_percent
-                else "ok",
-                "resets": resets,
-                "limit_id": config.row_ids.get((scope, value, spec.metric))
-                if spec.source == "limit"
-                else None,
-                "source": spec.source,
-            }
-        )
-    return overview
+def current_budgets(period: str) -> list[dict]:
+    return [
+        {
+            "scope": c.scope_key,
+            "period": c.period,
+            "tokens_used": c.tokens_used,
+            "spend_used": format(c.spend_used, "f"),
+            "tokens_reserved": c.tokens_reserved,
+            "spend_reserved": format(c.spend_reserved, "f"),
+        }
+        for c in BudgetCounter.objects.filter(period=period).order_by("scope_key")
+    ]
 
 
 STAGES = ("total", "ttft", "guard", "admission", "provider", "output")

@@ -1,24 +1,24 @@
 """Admission (rate limits and budgets) before a call, settlement and usage records after it.
 
 Race-free budgets: admission reserves the call's maximum (estimated tokens, maximum cost) against
-every monthly budget that applies, in one statement that takes the counters' row locks; the
-caller checks the figures it returns and undoes the whole admission on a refusal. Settlement
-replaces the reservation with the actual use. Concurrent calls therefore cannot together
-overspend a budget by more than one call's reservation.
+every monthly budget that applies, under row locks, in one transaction; settlement replaces the
+reservation with the actual use. Concurrent calls therefore cannot together overspend a budget
+by more than one call's reservation.
 
 Rate limits count requests and estimated tokens in fixed one-minute windows, per tenant, per
-API key, per feature and per end user (see ``usage.ratelimit``).
+API key, per feature and per end user: in PostgreSQL, or in Redis when ``REDIS_URL`` is set.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import redis
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
@@ -26,18 +26,8 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from psycopg import sql
 
-from gateway.errors import InvalidRequest, QuotaExceeded
+from gateway.errors import QuotaExceeded, RateLimited
 from gateway.records import CallRecord
-from usage import ratelimit
-from usage.limits import (
-    MONTHLY,
-    PER_MINUTE,
-    LimitSpec,
-    forget_limits,
-    limits_of,
-    period_bounds,
-    period_of,
-)
 from usage.models import (
     BudgetCounter,
     Limit,
@@ -47,102 +37,135 @@ from usage.models import (
     UsageRecord,
 )
 
-__all__ = [
-    "Admission",
-    "LimitSpec",
-    "admit",
-    "forget_limits",
-    "on_quota_exceeded",
-    "on_soft_limit_crossed",
-    "period_bounds",
-    "period_of",
-    "prune_admission_state",
-    "record_usage",
-    "record_usage_batch",
-    "remove_limit",
-    "set_limit",
-    "sweep_lost_reservations",
-]
-
 logger = logging.getLogger(__name__)
 
-# How long a reservation may stay unsettled before the sweeper treats its call as lost.
 RESERVATION_TTL = timedelta(minutes=10)
-# Settled reservations are kept this long so that a retried call id (an async job re-run after
-# its worker died) finds its first reservation instead of taking a second one.
-SETTLED_RESERVATION_KEPT = timedelta(days=1)
-RATE_WINDOWS_KEPT = timedelta(minutes=5)
+_CONFIG_TTL_SECONDS = 5.0
+MONTHLY = (Limit.Metric.MONTHLY_TOKENS, Limit.Metric.MONTHLY_SPEND)
+PER_MINUTE = (Limit.Metric.REQUESTS_PER_MINUTE, Limit.Metric.TOKENS_PER_MINUTE)
+
+
+@dataclass(frozen=True)
+class LimitSpec:
+    scope_key: str  # "tenant", "api_key:12", "feature:summarize", "end_user:u-1"
+    metric: str
+    hard: Decimal
+    soft_percent: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope_key}.{self.metric}"
 
 
 @dataclass
 class Admission:
-    """What admission tells the gateway about a call it let through."""
-
     reservation_id: int | None
-    warnings: list[str] = field(default_factory=list)  # e.g. "tenant.monthly_tokens at 83%"
-    headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-*, quota warning
+    warnings: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-# --- notices ------------------------------------------------------------------------------------
-
-# (schema, scope key, metric, period) already recorded by this process: spares the hot path a
-# query on every call made above a soft limit.
-_noticed: set[tuple[str, str, str, str]] = set()
+def period_of(moment: datetime) -> str:
+    return moment.strftime("%Y-%m")
 
 
-def on_soft_limit_crossed(*, tenant, spec: LimitSpec, period: str, percent: int) -> bool:
-    """Record that a soft limit was crossed, once per scope, metric and period, and notify the
-    tenant (webhook ``quota.soft_limit``) the first time. Returns True when newly recorded."""
-    noticed = (tenant.schema_name, spec.scope_key, spec.metric, period)
-    if noticed in _noticed:
-        return False
-    from jobs.webhooks import emit
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    year, month = (int(p) for p in period.split("-"))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
 
-    with schema_context(tenant.schema_name), transaction.atomic():
-        _, created = SoftLimitNotice.objects.get_or_create(
-            scope_key=spec.scope_key,
-            metric=spec.metric,
-            period=period,
-            defaults={"percent": percent},
-        )
-        if created:
-            logger.warning(
-                "soft limit crossed",
-                extra={"tenant": tenant.slug, "limit": spec.label, "percent": percent},
+
+# --- limit configuration (cached briefly per tenant and process) --------------------------------
+
+
+class _TenantLimits:
+    def __init__(self, tenant) -> None:
+        plan = tenant.plan
+        overrides = tenant.limit_overrides or {}
+
+        def plan_value(name: str):
+            value = overrides.get(name, getattr(plan, name, None) if plan else None)
+            return None if value in (None, "") else Decimal(str(value))
+
+        soft = int(overrides.get("soft_limit_percent", plan.soft_limit_percent if plan else 80))
+        self.tenant: dict[str, LimitSpec] = {}
+        for metric, name in (
+            (Limit.Metric.MONTHLY_TOKENS, "monthly_token_limit"),
+            (Limit.Metric.MONTHLY_SPEND, "monthly_spend_limit"),
+            (Limit.Metric.REQUESTS_PER_MINUTE, "requests_per_minute"),
+            (Limit.Metric.TOKENS_PER_MINUTE, "tokens_per_minute"),
+        ):
+            value = plan_value(name)
+            if value is not None:
+                self.tenant[metric] = LimitSpec("tenant", metric, value, soft)
+        self.rows: dict[tuple[str, str], list[Limit]] = {}
+        for row in Limit.objects.all():
+            if row.scope == Limit.Scope.TENANT:
+                self.tenant[row.metric] = LimitSpec(
+                    "tenant", row.metric, row.hard, row.soft_percent
+                )
+            else:
+                self.rows.setdefault((row.scope, row.scope_value), []).append(row)
+        from tenants.models import ApiKey
+
+        self.keys = {
+            key_id: (rpm, tpm)
+            for key_id, rpm, tpm in ApiKey.objects.filter(tenant_id=tenant.id).values_list(
+                "id", "requests_per_minute", "tokens_per_minute"
             )
-            emit(
-                "quota.soft_limit",
-                {"limit": spec.label, "percent": percent, "period": period, "hard": str(spec.hard)},
+            if rpm or tpm
+        }
+
+    def specs(self, *, api_key_id: int | None, feature: str, end_user: str) -> list[LimitSpec]:
+        specs = list(self.tenant.values())
+        if api_key_id is not None:
+            rpm, tpm = self.keys.get(api_key_id, (None, None))
+            key = f"api_key:{api_key_id}"
+            if rpm:
+                specs.append(LimitSpec(key, Limit.Metric.REQUESTS_PER_MINUTE, Decimal(rpm), 80))
+            if tpm:
+                specs.append(LimitSpec(key, Limit.Metric.TOKENS_PER_MINUTE, Decimal(tpm), 80))
+            for row in self.rows.get((Limit.Scope.API_KEY, str(api_key_id)), []):
+                specs.append(LimitSpec(key, row.metric, row.hard, row.soft_percent))
+        for row in self.rows.get((Limit.Scope.FEATURE, feature), []):
+            specs.append(LimitSpec(f"feature:{feature}", row.metric, row.hard, row.soft_percent))
+        if end_user:
+            rows = self.rows.get((Limit.Scope.END_USER, end_user)) or self.rows.get(
+                (Limit.Scope.END_USER, "*"), []
             )
-    _noticed.add(noticed)
-    return created
+            for row in rows:
+                specs.append(
+                    LimitSpec(f"end_user:{end_user}", row.metric, row.hard, row.soft_percent)
+                )
+        return specs
 
 
-def on_quota_exceeded(*, tenant, refusal: QuotaExceeded, period: str) -> bool:
-    """A hard limit refused a call: recorded and notified (``quota.exceeded``) once per limit
-    and period. Returns True when newly recorded."""
-    noticed = (tenant.schema_name, refusal.param or "", "exceeded", period)
-    if noticed in _noticed:
-        return False
-    from jobs.webhooks import emit
-
-    with schema_context(tenant.schema_name), transaction.atomic():
-        _, created = SoftLimitNotice.objects.get_or_create(
-            scope_key=refusal.param or "",
-            metric="exceeded",
-            period=period,
-            defaults={"percent": 100},
-        )
-        if created:
-            emit(
-                "quota.exceeded",
-                {"limit": refusal.param, "message": refusal.message, "period": period},
-            )
-    _noticed.add(noticed)
-    return created
+_config: dict[str, tuple[float, _TenantLimits]] = {}
+_config_lock = threading.Lock()
 
 
-# --- admission ----------------------------------------------------------------------------------
+def _limits(tenant) -> _TenantLimits:
+    hit = _config.get(tenant.schema_name)
+    if hit and time.monotonic() - hit[0] < _CONFIG_TTL_SECONDS:
+        return hit[1]
+    with schema_context(tenant.schema_name):
+        limits = _TenantLimits(tenant)
+    with _config_lock:
+        _config[tenant.schema_name] = (time.monotonic(), limits)
+    return limits
+
+
+def forget_limits(tenant) -> None:
+    """Limits changed: the next request of this process reads them afresh."""
+    with _config_lock:
+        _config.pop(tenant.schema_name, None)
+
+
+# --- rate limits --------------------------------------------------------------------------------
+
+
+def _window_start(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0)
 
 
 def _scope_filter(scope_key: str) -> Q:
@@ -164,17 +187,17 @@ def _ensure_counters(scope_keys: list[str], period: str) -> None:
         )
     )
     start, end = period_bounds(period)
-    for key in scope_keys:
-        if key in existing:
+    for scope_key in scope_keys:
+        if scope_key in existing:
             continue
         # A budget that starts being tracked mid-month starts from what was already used.
         totals = UsageRecord.objects.filter(
-            _scope_filter(key), created_at__gte=start, created_at__lt=end
+            _scope_filter(scope_key), created_at__gte=start, created_at__lt=end
         ).aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost"))
         try:
             with transaction.atomic():
                 BudgetCounter.objects.create(
-                    scope_key=key,
+                    scope_key=scope_key,
                     period=period,
                     tokens_used=(totals["i"] or 0) + (totals["o"] or 0),
                     spend_used=totals["c"] or Decimal(0),
@@ -183,10 +206,10 @@ def _ensure_counters(scope_keys: list[str], period: str) -> None:
             pass  # created concurrently: fine
 
 
-# One statement, one round trip, atomic on its own: count the request in every PostgreSQL rate
-# window, reserve the call's maximum on every budget counter (row locks serialise concurrent
-# callers, and each sees the others' committed reservations), and write the reservation. The
-# caller checks the returned figures and, on a refusal, undoes exactly this (_UNDO_SQL).
+# One statement, one round trip, atomic on its own: count the request in every rate window,
+# reserve the call's maximum on every budget counter (row locks serialise concurrent callers,
+# and each sees the others' committed reservations), and write the reservation. The caller
+# checks the returned figures and, on a refusal, undoes exactly this (see _undo_admission).
 _ADMIT_SQL = """
 WITH rate AS (
     INSERT INTO {schema}.usage_ratewindow (scope_key, window_start, requests, tokens)
@@ -232,13 +255,9 @@ WITH rate AS (
                                    spend_reserved = spend_reserved - %(spend)s
     WHERE period = %(period)s AND scope_key = ANY(%(budget_keys)s::text[])
 )
-DELETE FROM {schema}.usage_reservation WHERE call_id = %(call_id)s AND %(own_reservation)s
+DELETE FROM {schema}.usage_reservation WHERE call_id = %(call_id)s
 """
 
-_UNDO_RATES_SQL = """
-UPDATE {schema}.usage_ratewindow SET requests = requests - 1, tokens = tokens - %(tokens)s
-WHERE window_start = %(window)s AND scope_key = ANY(%(rate_keys)s::text[])
-"""
 
 _composed: dict[tuple[str, str], str] = {}
 
@@ -256,46 +275,105 @@ def _run(template: str, schema: str, params: dict) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def _budget_check(
-    specs: list[LimitSpec], budgets: dict[str, tuple], period: str
-) -> tuple[QuotaExceeded | None, list[tuple[LimitSpec, int]]]:
-    """The first monthly limit the committed figures (used + reserved, this call's reservation
-    included) exceed, and the soft limits they reach."""
+def on_soft_limit_crossed(*, tenant, spec: LimitSpec, period: str, percent: int) -> None:
+    """Recorded once per scope, metric and period; notifications hang off this one place."""
+    logger.warning(
+        "soft limit crossed", extra={"limit": spec.label, "percent": percent, "period": period}
+    )
+    from jobs.webhooks import emit
+
+    with schema_context(tenant.schema_name):
+        emit(
+            "quota.soft_limit",
+            {"limit": spec.label, "percent": percent, "period": period, "hard": str(spec.hard)},
+        )
+
+
+def on_quota_exceeded(*, tenant, refusal: QuotaExceeded, period: str) -> None:
+    """A hard limit refused a call: recorded and notified once per limit and period."""
+    from jobs.webhooks import emit
+
+    noticed = (tenant.schema_name, refusal.param, "exceeded", period)
+    if noticed in _noticed:
+        return
+    with schema_context(tenant.schema_name):
+        _, created = SoftLimitNotice.objects.get_or_create(
+            scope_key=refusal.param or "",
+            metric="exceeded",
+            period=period,
+            defaults={"percent": 100},
+        )
+        _noticed.add(noticed)
+        if created:
+            emit(
+                "quota.exceeded",
+                {"limit": refusal.param, "message": refusal.message, "period": period},
+            )
+
+
+def _refusal(
+    specs: list[LimitSpec],
+    rows: list[tuple],
+    tokens: int,
+    spend: Decimal,
+    now: datetime,
+    period: str,
+) -> tuple[Exception | None, list[tuple[LimitSpec, int]]]:
+    rates = {r[1]: (r[2], r[3]) for r in rows if r[0] == "rate"}
+    budgets = {r[1]: r[2:] for r in rows if r[0] == "budget"}
     _, reset = period_bounds(period)
+    retry_after = max(1, 60 - now.second)
     soft: list[tuple[LimitSpec, int]] = []
     for spec in specs:
-        tokens_used, tokens_reserved, spend_used, spend_reserved = budgets[spec.scope_key]
-        if spec.metric == Limit.Metric.MONTHLY_TOKENS:
-            committed = tokens_used + tokens_reserved
-            shown = f"{int(tokens_used)} tokens used of {int(spec.hard)}"
+        if spec.metric == Limit.Metric.REQUESTS_PER_MINUTE:
+            if rates[spec.scope_key][0] > spec.hard:
+                return RateLimited(
+                    f"Rate limit reached: {int(spec.hard)} requests per minute for "
+                    f"{spec.scope_key}.",
+                    param=spec.label,
+                    retry_after=retry_after,
+                ), soft
+        elif spec.metric == Limit.Metric.TOKENS_PER_MINUTE:
+            if rates[spec.scope_key][1] > spec.hard:
+                return RateLimited(
+                    f"Rate limit reached: {int(spec.hard)} tokens per minute for {spec.scope_key}.",
+                    param=spec.label,
+                    retry_after=retry_after,
+                ), soft
         else:
-            committed = spend_used + spend_reserved
-            shown = f"${spend_used:.4f} spent of ${spec.hard:.2f}"
-        if committed > spec.hard:
-            return QuotaExceeded(
-                f"Monthly limit {spec.label} reached: {shown}; it resets at "
-                f"{reset.isoformat().replace('+00:00', 'Z')}.",
-                param=spec.label,
-            ), soft
-        percent = int(committed * 100 / spec.hard) if spec.hard else 100
-        if percent >= spec.soft_percent:
-            soft.append((spec, percent))
+            tokens_used, tokens_reserved, spend_used, spend_reserved = budgets[spec.scope_key]
+            if spec.metric == Limit.Metric.MONTHLY_TOKENS:
+                committed = tokens_used + tokens_reserved  # includes this call's reservation
+                shown = f"{int(tokens_used)} tokens used of {int(spec.hard)}"
+            else:
+                committed = spend_used + spend_reserved
+                shown = f"${spend_used:.4f} spent of ${spec.hard:.2f}"
+            if committed > spec.hard:
+                return QuotaExceeded(
+                    f"Monthly limit {spec.label} reached: {shown}; it resets at "
+                    f"{reset.isoformat().replace('+00:00', 'Z')}.",
+                    param=spec.label,
+                ), soft
+            percent = int(committed * 100 / spec.hard) if spec.hard else 100
+            if percent >= spec.soft_percent:
+                soft.append((spec, percent))
     return None, soft
 
 
+def _check_rates_only(rate_specs, rows, now, tenant, params) -> None:
+    refusal, _ = _refusal(rate_specs, rows, 0, Decimal(0), now, params["period"])
+    if refusal is not None:
+        _run(_UNDO_RATES_SQL, tenant.schema_name, params)
+        raise refusal
+
+
+_UNDO_RATES_SQL = """
+UPDATE {schema}.usage_ratewindow SET requests = requests - 1, tokens = tokens - %(tokens)s
+WHERE window_start = %(window)s AND scope_key = ANY(%(rate_keys)s::text[])
+"""
+
 _known_counters: set[tuple[str, str, str]] = set()
-
-
-def _count_rates_in_redis(
-    tenant, rate_specs: list[LimitSpec], tokens: int, now: datetime
-) -> ratelimit.Counts | None:
-    """Counts in Redis, or None when Redis is unreachable (PostgreSQL counts instead, so an
-    outage of Redis costs rate-limit precision across processes, not availability)."""
-    try:
-        return ratelimit.check_rates_redis(tenant.schema_name, rate_specs, tokens, now)
-    except redis.RedisError:
-        logger.warning("redis unreachable: rate limits counted in PostgreSQL", exc_info=True)
-        return None
+_noticed: set[tuple[str, str, str, str]] = set()
 
 
 def admit(
@@ -309,22 +387,21 @@ def admit(
     estimated_tokens: int,
     max_cost: Decimal,
 ) -> Admission:
-    """Check the call's rate limits and reserve its maximum against every monthly budget.
+    """Check rate limits and reserve the call's maximum against every monthly budget.
 
-    Runs in the tenant's schema. Raises ``RateLimited`` (with ``retry_after``) or
-    ``QuotaExceeded`` (naming the limit, its use and its reset); then nothing stays counted or
-    reserved. One database round trip on the hot path (plus one Redis call with ``REDIS_URL``).
-    A call id admitted before (a retried job) keeps its first reservation.
+    Raises RateLimited or QuotaExceeded; then nothing stays counted or reserved.
     """
     now = timezone.now()
     period = period_of(now)
-    specs = limits_of(tenant).specs(api_key_id=api_key_id, feature=feature, end_user=end_user)
-    rate_specs = [s for s in specs if s.metric in PER_MINUTE]
+    specs = _limits(tenant).specs(api_key_id=api_key_id, feature=feature, end_user=end_user)
+    if settings.REDIS_URL:
+        from usage.ratelimit import check_rates_redis
+
+        check_rates_redis(tenant.schema_name, specs, estimated_tokens, now)
+        rate_specs: list[LimitSpec] = []
+    else:
+        rate_specs = [s for s in specs if s.metric in PER_MINUTE]
     budget_specs = [s for s in specs if s.metric in MONTHLY]
-    redis_counts = None
-    if rate_specs and settings.REDIS_URL:
-        redis_counts = _count_rates_in_redis(tenant, rate_specs, estimated_tokens, now)
-    pg_rate_keys = [] if redis_counts is not None else sorted({s.scope_key for s in rate_specs})
     budget_keys = sorted({s.scope_key for s in budget_specs} | {"tenant"})
     missing = [k for k in budget_keys if (tenant.schema_name, k, period) not in _known_counters]
     if missing:
@@ -332,10 +409,10 @@ def admit(
             _ensure_counters(missing, period)
         _known_counters.update((tenant.schema_name, k, period) for k in missing)
     params = {
-        "window": ratelimit.window_start(now),
+        "window": _window_start(now),
         "tokens": estimated_tokens,
         "spend": max_cost,
-        "rate_keys": pg_rate_keys,
+        "rate_keys": sorted({s.scope_key for s in rate_specs}),
         "period": period,
         "budget_keys": budget_keys,
         "call_id": call_id,
@@ -346,60 +423,44 @@ def admit(
         "feature": feature,
         "now": now,
         "expires": now + RESERVATION_TTL,
-        "own_reservation": True,
     }
-
-    def undo(undo_sql: str) -> None:
-        """A refusal: nothing of this call stays counted or reserved."""
-        _run(undo_sql, tenant.schema_name, params)
-        if redis_counts:
-            ratelimit.uncount_redis(tenant.schema_name, list(redis_counts), estimated_tokens, now)
-
     rows = _run(_ADMIT_SQL, tenant.schema_name, params)
-    counts = redis_counts or {r[1]: (int(r[2]), int(r[3])) for r in rows if r[0] == "rate"}
-    rate_refusal = ratelimit.rate_refusal(rate_specs, counts, now) if not redis_counts else None
     existing = next((int(r[2]) for r in rows if r[0] == "existing"), None)
-    if existing is not None and not any(r[0] == "reservation" for r in rows):
+    if existing is not None:
         # The same call admitted before (a retry): its reservation still holds the budget.
-        if rate_refusal is not None:
-            undo(_UNDO_RATES_SQL)
-            raise rate_refusal
-        return Admission(
-            reservation_id=existing, headers=ratelimit.rate_headers(rate_specs, counts, now)
-        )
-    if rate_refusal is not None:
-        undo(_UNDO_SQL)
-        raise rate_refusal
-    budgets = {r[1]: r[2:] for r in rows if r[0] == "budget"}
-    if len(budgets) < len(budget_keys):
+        _check_rates_only(rate_specs, rows, now, tenant, params)
+        return Admission(reservation_id=existing)
+    if len([r for r in rows if r[0] == "budget"]) < len(budget_keys):
         # A counter this process believed in is gone (e.g. the schema was recreated).
         _run(_UNDO_SQL, tenant.schema_name, params)
         with schema_context(tenant.schema_name):
             _ensure_counters(budget_keys, period)
         rows = _run(_ADMIT_SQL, tenant.schema_name, params)
-        budgets = {r[1]: r[2:] for r in rows if r[0] == "budget"}
-    quota_refusal, soft_crossed = _budget_check(budget_specs, budgets, period)
-    if quota_refusal is not None:
-        undo(_UNDO_SQL)
-        on_quota_exceeded(tenant=tenant, refusal=quota_refusal, period=period)
-        raise quota_refusal
-    reservation_id = next((int(r[2]) for r in rows if r[0] == "reservation"), None)
-    if reservation_id is None:
-        # The same call id admitted concurrently by another process: that admission holds the
-        # reservation, so this one releases what it just reserved and keeps the other's.
-        params["own_reservation"] = False
-        _run(_UNDO_SQL, tenant.schema_name, params)
-        with schema_context(tenant.schema_name):
-            reservation_id = (
-                Reservation.objects.filter(call_id=call_id).values_list("id", flat=True).first()
-            )
-    admission = Admission(
-        reservation_id=reservation_id,
-        headers=ratelimit.rate_headers(rate_specs, counts, now),
+    refusal, soft_crossed = _refusal(
+        rate_specs + budget_specs, rows, estimated_tokens, max_cost, now, period
     )
+    if refusal is not None:
+        _run(_UNDO_SQL, tenant.schema_name, params)
+        if isinstance(refusal, QuotaExceeded):
+            on_quota_exceeded(tenant=tenant, refusal=refusal, period=period)
+        raise refusal
+    reservation_id = next(int(r[2]) for r in rows if r[0] == "reservation")
+    admission = Admission(reservation_id=reservation_id)
     for spec, percent in soft_crossed:
         admission.warnings.append(f"{spec.label} at {percent}%")
-        on_soft_limit_crossed(tenant=tenant, spec=spec, period=period, percent=percent)
+        noticed = (tenant.schema_name, spec.scope_key, spec.metric, period)
+        if noticed in _noticed:
+            continue
+        with schema_context(tenant.schema_name):
+            _, created = SoftLimitNotice.objects.get_or_create(
+                scope_key=spec.scope_key,
+                metric=spec.metric,
+                period=period,
+                defaults={"percent": percent},
+            )
+        _noticed.add(noticed)
+        if created:
+            on_soft_limit_crossed(tenant=tenant, spec=spec, period=period, percent=percent)
     if admission.warnings:
         admission.headers["X-Switchboard-Quota-Warning"] = "; ".join(admission.warnings)
     return admission
@@ -455,22 +516,13 @@ def _scope_keys_of(record: CallRecord) -> list[str]:
 def record_usage_batch(records: list[CallRecord]) -> int:
     """Write usage records (once per call id) and settle their reservations, in one transaction.
 
-    Runs in the tenant's schema. Settlement releases each reservation and adds the actual use to
-    the same counters; it is summed per counter and applied last, so the tenant's hot counter
-    row is locked once per batch, for the shortest time. Returns how many records were new.
+    Settlement is summed per budget counter and applied last, so the tenant's hot counter row is
+    locked once per batch, for the shortest time. Returns how many records were new.
     """
     if not records:
         return 0
     with transaction.atomic():
         ids = [r.call_id for r in records]
-        # Locked first: a concurrent settler of the same call (the sweeper against a late
-        # recorder) waits here, then finds the usage record and does nothing.
-        reservations = {
-            r.call_id: r
-            for r in Reservation.objects.select_for_update()
-            .filter(call_id__in=ids, settled_at__isnull=True)
-            .order_by("id")
-        }
         existing = set(
             UsageRecord.objects.filter(call_id__in=ids).values_list("call_id", flat=True)
         )
@@ -478,6 +530,11 @@ def record_usage_batch(records: list[CallRecord]) -> int:
         if not fresh:
             return 0
         UsageRecord.objects.bulk_create([_usage_row(r) for r in fresh.values()])
+        reservations = list(
+            Reservation.objects.select_for_update().filter(
+                call_id__in=list(fresh), settled_at__isnull=True
+            )
+        )
         # (scope, period) -> [tokens_reserved, spend_reserved, tokens_used, spend_used] deltas
         deltas: dict[tuple[str, str], list] = {}
 
@@ -486,12 +543,11 @@ def record_usage_batch(records: list[CallRecord]) -> int:
             for i, value in enumerate(values):
                 row[i] += value
 
-        settled = []
+        reserved = {r.call_id: r for r in reservations}
         for call_id, record in fresh.items():
             tokens = record.input_tokens + record.output_tokens
-            reservation = reservations.get(call_id)
+            reservation = reserved.get(call_id)
             if reservation is not None:
-                settled.append(reservation.id)
                 for scope in reservation.scope_keys:
                     add(
                         scope,
@@ -502,12 +558,14 @@ def record_usage_batch(records: list[CallRecord]) -> int:
                         record.cost,
                     )
             elif tokens or record.cost:
-                # No reservation (a call refused before admission uses nothing; this is a
-                # reservation lost with an asynchronous commit): count on existing counters.
+                # No reservation (refused before admission, or a database crash lost the
+                # reservation's asynchronous commit): count the use on existing counters.
                 for scope in _scope_keys_of(record):
                     add(scope, period_of(record.created_at), 0, Decimal(0), tokens, record.cost)
-        if settled:
-            Reservation.objects.filter(id__in=settled).update(settled_at=timezone.now())
+        if reservations:
+            Reservation.objects.filter(id__in=[r.id for r in reservations]).update(
+                settled_at=timezone.now()
+            )
         for (scope, period), (t_res, s_res, t_used, s_used) in sorted(deltas.items()):
             BudgetCounter.objects.filter(scope_key=scope, period=period).update(
                 tokens_reserved=F("tokens_reserved") + t_res,
@@ -518,28 +576,29 @@ def record_usage_batch(records: list[CallRecord]) -> int:
         return len(fresh)
 
 
-def record_usage(record: CallRecord) -> None:
-    """Write the call's usage record and settle its reservation to the actual tokens and cost.
+def _scope_keys_of(record: CallRecord) -> list[str]:
+    keys = ["tenant", f"feature:{record.feature}"]
+    if record.api_key_id is not None:
+        keys.append(f"api_key:{record.api_key_id}")
+    if record.end_user:
+        keys.append(f"end_user:{record.end_user}")
+    return keys
 
-    Runs in the tenant's schema, whatever the call's status (a refused call: a record with zero
-    tokens). A second call with the same ``call_id`` is a no-op.
-    """
+
+def record_usage(record: CallRecord) -> None:
+    """Write the call's usage record (once per call id) and settle its reservation."""
     record_usage_batch([record])
 
 
-def sweep_lost_reservations(*, older_than_seconds: int = 600) -> int:
-    """Turn reservations left unsettled for ``older_than_seconds`` (their process died between
-    the provider call and the record) into ``lost`` usage and audit records, charged at the
-    reserved amounts (tokens marked estimated), and release them. Returns how many.
-
-    Runs in the current tenant schema; ``usage.tasks.sweep_all_tenants`` visits every tenant.
-    """
+def sweep_lost_reservations(*, older_than: timedelta | None = None) -> int:
+    """Turn reservations whose process died into ``lost`` usage (charged at the reservation)
+    and audit records. Runs in the current tenant schema; the Celery task visits every tenant."""
     from audit.services import record_audit
 
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    now = timezone.now()
+    cutoff = now - older_than if older_than is not None else now
     swept = 0
-    lost = Reservation.objects.filter(settled_at__isnull=True, created_at__lte=cutoff)
-    for reservation in lost.order_by("id"):
+    for reservation in Reservation.objects.filter(settled_at__isnull=True, expires_at__lte=cutoff):
         record = CallRecord(
             call_id=reservation.call_id,
             request_id=reservation.request_id,
@@ -561,24 +620,10 @@ def sweep_lost_reservations(*, older_than_seconds: int = 600) -> int:
             http_status=0,
         )
         with transaction.atomic():
-            # A late record of the same call may have won the race: then nothing to sweep.
-            if record_usage_batch([record]):
-                record_audit(record)
-                swept += 1
+            record_usage(record)
+            record_audit(record)
+        swept += 1
     return swept
-
-
-def prune_admission_state(*, now: datetime | None = None) -> tuple[int, int]:
-    """Delete rate windows past their minute and settled reservations past their retry
-    horizon, in the current tenant schema. Returns (windows, reservations) deleted."""
-    now = now or timezone.now()
-    windows, _ = RateWindow.objects.filter(
-        window_start__lt=ratelimit.window_start(now) - RATE_WINDOWS_KEPT
-    ).delete()
-    reservations, _ = Reservation.objects.filter(
-        settled_at__lt=now - SETTLED_RESERVATION_KEPT
-    ).delete()
-    return windows, reservations
 
 
 # --- limits edited in the console ---------------------------------------------------------------
@@ -587,8 +632,10 @@ def prune_admission_state(*, now: datetime | None = None) -> tuple[int, int]:
 def set_limit(
     *, tenant, scope: str, scope_value: str, metric: str, hard: Decimal, soft_percent: int = 80
 ) -> Limit:
-    """Create or change one limit (in the tenant's schema); this process applies it from the
-    next request, the others within a few seconds."""
+    """Create or change one limit; this process applies it from the next request, the others
+    within a few seconds."""
+    from gateway.errors import InvalidRequest
+
     if scope not in Limit.Scope.values:
         raise InvalidRequest(f"Unknown scope {scope!r}.", param="scope")
     if metric not in Limit.Metric.values:
@@ -597,30 +644,87 @@ def set_limit(
         raise InvalidRequest("A limit is a number of 0 or more.", param="hard")
     if not 1 <= soft_percent <= 100:
         raise InvalidRequest("The soft level is a percentage from 1 to 100.", param="soft_percent")
-    scope_value = (scope_value or "").strip()
     if scope == Limit.Scope.TENANT:
         scope_value = ""
     elif not scope_value:
         raise InvalidRequest(
             "Name the key id, feature or end user (or * for each end user).", param="scope_value"
         )
-    elif scope == Limit.Scope.API_KEY and not scope_value.isdigit():
-        raise InvalidRequest("An API key limit names the key's numeric id.", param="scope_value")
-    elif scope_value == "*" and scope != Limit.Scope.END_USER:
-        raise InvalidRequest("* (each one) applies to end users only.", param="scope_value")
-    with schema_context(tenant.schema_name):
-        limit, _ = Limit.objects.update_or_create(
-            scope=scope,
-            scope_value=scope_value,
-            metric=metric,
-            defaults={"hard": hard, "soft_percent": soft_percent},
-        )
+    limit, _ = Limit.objects.update_or_create(
+        scope=scope,
+        scope_value=scope_value,
+        metric=metric,
+        defaults={"hard": hard, "soft_percent": soft_percent},
+    )
     forget_limits(tenant)
     return limit
 
 
 def remove_limit(*, tenant, limit: Limit) -> None:
-    """Delete one limit; this process stops applying it from the next request."""
-    with schema_context(tenant.schema_name):
-        limit.delete()
+    limit.delete()
     forget_limits(tenant)
+
+
+def quota_overview(tenant) -> list[dict]:
+    """Every limit that applies to the tenant, with current use against soft and hard levels."""
+    now = timezone.now()
+    period = period_of(now)
+    _, reset = period_bounds(period)
+    window = _window_start(now)
+    with schema_context(tenant.schema_name):
+        config = _TenantLimits(tenant)
+        counters = {c.scope_key: c for c in BudgetCounter.objects.filter(period=period)}
+        windows = {w.scope_key: w for w in RateWindow.objects.filter(window_start=window)}
+        rows_by_key = {(r.scope, r.scope_value, r.metric): r for r in Limit.objects.all()}
+    specs = list(config.tenant.values())
+    for (scope, value), rows in config.rows.items():
+        key = "end_user:" + value if scope == "end_user" else f"{scope}:{value}"
+        specs += [LimitSpec(key, row.metric, row.hard, row.soft_percent) for row in rows]
+    for key_id, (rpm, tpm) in config.keys.items():
+        if rpm:
+            specs.append(
+                LimitSpec(f"api_key:{key_id}", Limit.Metric.REQUESTS_PER_MINUTE, Decimal(rpm), 80)
+            )
+        if tpm:
+            specs.append(
+                LimitSpec(f"api_key:{key_id}", Limit.Metric.TOKENS_PER_MINUTE, Decimal(tpm), 80)
+            )
+    overview = []
+    for spec in specs:
+        if spec.metric in MONTHLY:
+            counter = counters.get(spec.scope_key)
+            if spec.metric == Limit.Metric.MONTHLY_TOKENS:
+                used = Decimal(counter.tokens_used + counter.tokens_reserved) if counter else 0
+            else:
+                used = (counter.spend_used + counter.spend_reserved) if counter else Decimal(0)
+            resets = reset
+        else:
+            w = windows.get(spec.scope_key)
+            used = Decimal(
+                (w.requests if spec.metric == Limit.Metric.REQUESTS_PER_MINUTE else w.tokens)
+                if w
+                else 0
+            )
+            resets = window + timedelta(minutes=1)
+        percent = float(used * 100 / spec.hard) if spec.hard else 100.0
+        scope, _, value = spec.scope_key.partition(":")
+        row = rows_by_key.get((scope, value, spec.metric))
+        overview.append(
+            {
+                "scope_key": spec.scope_key,
+                "metric": spec.metric,
+                "hard": spec.hard,
+                "soft_percent": spec.soft_percent,
+                "used": used,
+                "percent": round(percent, 1),
+                "state": "hard"
+                if percent >= 100
+                else "soft"
+                if percent >= spec.soft_percent
+                else "ok",
+                "resets": resets,
+                "limit_id": row.id if row else None,
+                "source": "limit" if row else ("key" if scope == "api_key" else "plan"),
+            }
+        )
+    return overview

@@ -78,7 +78,7 @@ def quotas(request):
                 messages.success(request, "Limit saved: it applies from the next request.")
                 return redirect("usage:quotas", slug=request.tenant.slug)
     context = {
-        "rows": selectors.limit_usage(request.tenant),
+        "rows": services.quota_overview(request.tenant),
         "form": form,
         "can_edit": request.role in ADMIN_ROLES,
     }
