@@ -16,3 +16,7 @@ app.conf.beat_schedule = {
 }
 app.conf.beat_schedule["recover-stale-jobs"] = {"task": "jobs.recover_stale_jobs", "schedule": 30.0}
 app.conf.beat_schedule["evaluate-alerts"] = {"task": "jobs.evaluate_alerts", "schedule": 60.0}
+app.conf.beat_schedule["recover-stalled-ingestions"] = {
+    "task": "retrieval.recover_stalled_ingestions",
+    "schedule": 60.0,
+}
