@@ -71,6 +71,8 @@ TENANT_APPS = [
     "audit",
     "retrieval",
     "jobs",
+    "cache",
+    "conversations",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("prompts.api_urls")),
     path("api/v1/", include("jobs.api_urls")),
     path("api/v1/", include("retrieval.api_urls")),
+    path("api/v1/", include("conversations.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
@@ -22,6 +23,7 @@ urlpatterns = [
     path("", include("usage.urls")),
     path("", include("jobs.urls")),
     path("", include("retrieval.urls")),
+    path("", include("cache.urls")),
 ]
 
 handler404 = "config.handlers.not_found"
