@@ -262,6 +262,13 @@ SWITCHBOARD_CIRCUIT_COOLDOWN_SECONDS = env_float(
 SWITCHBOARD_RETRY_BASE_SECONDS = env_float("SWITCHBOARD_RETRY_BASE_SECONDS", 0.5, minimum=0)
 SWITCHBOARD_RETRY_CAP_SECONDS = env_float("SWITCHBOARD_RETRY_CAP_SECONDS", 8.0, minimum=0)
 SWITCHBOARD_EMBEDDER = env_str("SWITCHBOARD_EMBEDDER", "local")
+# Documents: the largest accepted upload (413 beyond), how long an ingesting worker holds a
+# document before another may take over, and HNSW's ef_search for vector retrieval.
+SWITCHBOARD_MAX_DOCUMENT_BYTES = env_int(
+    "SWITCHBOARD_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024, minimum=1024
+)
+SWITCHBOARD_INGEST_LEASE_SECONDS = env_int("SWITCHBOARD_INGEST_LEASE_SECONDS", 120, minimum=5)
+SWITCHBOARD_SEARCH_EF_SEARCH = env_int("SWITCHBOARD_SEARCH_EF_SEARCH", 100, minimum=10)
 # Usage and audit records are written by a background thread right after the response (the
 # reservation written at admission covers a crash in between); false writes them inline.
 SWITCHBOARD_DEFERRED_RECORDING = env_bool("SWITCHBOARD_DEFERRED_RECORDING", True)
@@ -282,6 +289,16 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "switchboard@localhost")
 SWITCHBOARD_METRICS_TOKEN = env_str("SWITCHBOARD_METRICS_TOKEN")
+# Conversations: past this many tokens of verbatim turns, older turns are folded into a running
+# summary by the summariser alias (a cheaper model), in a worker; the most recent
+# SWITCHBOARD_CONVERSATION_RECENT_TOKENS stay verbatim.
+SWITCHBOARD_CONVERSATION_TOKEN_BUDGET = env_int(
+    "SWITCHBOARD_CONVERSATION_TOKEN_BUDGET", 3000, minimum=100
+)
+SWITCHBOARD_CONVERSATION_RECENT_TOKENS = env_int(
+    "SWITCHBOARD_CONVERSATION_RECENT_TOKENS", 1000, minimum=50
+)
+SWITCHBOARD_SUMMARY_ALIAS = env_str("SWITCHBOARD_SUMMARY_ALIAS", "summarizer")
 SWITCHBOARD_METRICS_TENANT_LABELS = env_bool("SWITCHBOARD_METRICS_TENANT_LABELS", True)
 
 # --- logging: structured JSON with the request id ----------------------------------------------

@@ -51,3 +51,66 @@ def browser(monkeypatch):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def worker_process(transactional_db, settings):
+    """Factory for real Celery worker processes (queues interactive and bulk) on the test
+    database and this test process's own embedded broker folder. The environment is read when a
+    worker starts, so settings a test changed first (routing, budgets) reach the worker. Each
+    process is SIGKILLed at the end of the test."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.db import connection
+
+    inbox = settings.EMBEDDED_BROKER_DIR / "in"
+    for message in inbox.glob("*") if inbox.is_dir() else []:
+        message.unlink(missing_ok=True)  # other tests' tasks are not this worker's
+    started: list[subprocess.Popen] = []
+    root = Path(__file__).resolve().parent.parent
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        db = connection.settings_dict
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}",
+            SWITCHBOARD_ENV="local",
+            SWITCHBOARD_MODELS_FILE=str(settings.SWITCHBOARD_MODELS_FILE),
+            SWITCHBOARD_RETRY_BASE_SECONDS=str(settings.SWITCHBOARD_RETRY_BASE_SECONDS),
+            LOG_LEVEL="WARNING",
+            **extra_env,
+        )
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo"]
+        command += ["-Q", "interactive,bulk", "--without-heartbeat", "--without-gossip"]
+        proc = subprocess.Popen(
+            [*command, "--without-mingle", "--loglevel", "WARNING"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.environ.get("SWITCHBOARD_TEST_WORKER_LOG", os.devnull), "ab"),
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy (returned) or time runs out."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
