@@ -139,3 +139,76 @@ class SoftLimitNotice(models.Model):
                 fields=["scope_key", "metric", "period"], name="one_notice_per_period"
             )
         ]
+
+
+# --- rollups: what the dashboard and the usage API read ------------------------------------------
+# Maintained by usage.rollups in the same transaction that writes the usage records, so at any
+# snapshot they equal the sums of the committed records. They also outlive the records: pruning
+# raw records (whole UTC days) leaves the figures intact.
+
+
+class UsageHourly(models.Model):
+    """Sums of the usage records of one UTC hour, feature, model alias and deployment."""
+
+    hour = models.DateTimeField()
+    feature = models.CharField(max_length=100)
+    alias = models.CharField(max_length=200, blank=True)
+    deployment = models.CharField(max_length=200, blank=True)
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    refused = models.BigIntegerField(default=0)
+    cache_hits = models.BigIntegerField(default=0)
+    fallbacks = models.BigIntegerField(default=0)
+    degraded = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    tokens_saved = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "feature", "alias", "deployment"], name="one_hourly_rollup"
+            )
+        ]
+
+
+class UsageDailyEndUser(models.Model):
+    """Sums per end user and UTC day. Daily rather than hourly: a user's calls are sparse within
+    an hour, so an hourly row per user would be nearly as many rows as the records themselves;
+    every range the dashboard and the API accept is made of whole UTC days."""
+
+    day = models.DateField()
+    end_user = models.CharField(max_length=256, blank=True)
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    refused = models.BigIntegerField(default=0)
+    cache_hits = models.BigIntegerField(default=0)
+    fallbacks = models.BigIntegerField(default=0)
+    degraded = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    tokens_saved = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "end_user"], name="one_daily_end_user_rollup")
+        ]
+
+
+class UsageLatencyHourly(models.Model):
+    """How many calls of one UTC hour had a stage's latency in one log-spaced bucket (see
+    usage.rollups.LATENCY_BUCKETS); only non-empty buckets have a row."""
+
+    hour = models.DateTimeField()
+    stage = models.CharField(max_length=20)
+    bucket = models.SmallIntegerField()
+    calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "stage", "bucket"], name="one_latency_bucket_per_hour"
+            )
+        ]

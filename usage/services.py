@@ -36,6 +36,7 @@ from usage.models import (
     SoftLimitNotice,
     UsageRecord,
 )
+from usage.rollups import add_records as add_to_rollups
 
 logger = logging.getLogger(__name__)
 
@@ -573,6 +574,8 @@ def record_usage_batch(records: list[CallRecord]) -> int:
                 tokens_used=F("tokens_used") + t_used,
                 spend_used=F("spend_used") + s_used,
             )
+        # Same transaction as the records: the rollups never count a record that is not there.
+        add_to_rollups(list(fresh))
         return len(fresh)
 
 

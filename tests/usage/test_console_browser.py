@@ -7,7 +7,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from usage.models import Limit, UsageRecord
+from tests.usage.factories import call_record
+from usage import services as usage_services
+from usage.models import Limit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,21 +21,20 @@ def test_dashboard_charts_and_quota_edit(asgi_server, fresh_tenant, tmp_path, br
     from django_tenants.utils import schema_context
 
     with schema_context(tenant.schema_name):
-        for i in range(4):
-            UsageRecord.objects.create(
-                call_id=f"b-{i}",
-                request_id="r",
-                created_at=timezone.now() - timedelta(days=i),
-                feature=("support-answer", "summarizer")[i % 2],
-                mode="sync",
-                endpoint="chat",
-                alias="fast",
-                status="ok",
-                input_tokens=100,
-                output_tokens=20,
-                cost=Decimal("0.002"),
-                latency_ms={"total": 12.0},
-            )
+        usage_services.record_usage_batch(
+            [
+                call_record(
+                    f"b-{i}",
+                    created_at=timezone.now() - timedelta(days=i),
+                    feature=("support-answer", "summarizer")[i % 2],
+                    input_tokens=100,
+                    output_tokens=20,
+                    cost=Decimal("0.002"),
+                    latency_ms={"total": 12.0},
+                )
+                for i in range(4)
+            ]
+        )
     user = services.create_staff_user(username="usage-admin", email="", password="Us4ge-pass!")
     services.set_membership(user=user, tenant=tenant, role="admin")
     page = browser.new_page()
