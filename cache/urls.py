@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from cache import views
+
+app_name = "cache"
+base = "t/<slug:slug>/cache/"
+
+urlpatterns = [
+    path(base, views.overview, name="overview"),
+    path(base + "<slug:feature_slug>/purge/", views.purge, name="purge"),
+]

@@ -20,3 +20,7 @@ app.conf.beat_schedule["recover-stalled-ingestions"] = {
     "task": "retrieval.recover_stalled_ingestions",
     "schedule": 60.0,
 }
+app.conf.beat_schedule["purge-expired-answers"] = {
+    "task": "cache.purge_expired_answers",
+    "schedule": 3600.0,
+}

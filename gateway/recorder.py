@@ -35,13 +35,16 @@ def persist(record: CallRecord) -> None:
 
 
 def persist_batch(records: list[CallRecord]) -> None:
-    """Write calls' audit and usage records (in the current schema) in one transaction."""
+    """Write calls' audit and usage records (in the current schema) in one transaction, and
+    count the cache hits among them on the entries served."""
     from audit.services import record_audit_batch
+    from cache.services import count_hits
     from usage.services import record_usage_batch
 
     with transaction.atomic():
         record_audit_batch(records)
         record_usage_batch(records)
+        count_hits(records)
 
 
 class Recorder:

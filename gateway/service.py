@@ -25,8 +25,10 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django_tenants.utils import schema_context
 
+from cache.keys import CacheKeys, CacheScope, build_keys
+from cache.services import Lookup, lookup_answer, similar_answer, store_answer
 from gateway import errors
-from gateway.guardrails.injection import detect_injection
+from gateway.guardrails.injection import DELIMITER_CLOSE, DELIMITER_OPEN, detect_injection
 from gateway.guardrails.output import find_forbidden_terms, redact_output
 from gateway.guardrails.pii import (
     PiiBlocked,
@@ -141,6 +143,16 @@ def _user_texts(messages: Sequence[dict]) -> list[str]:
     return texts
 
 
+def _without_our_delimiters(texts: list[str]) -> list[str]:
+    """User texts without the delimiters the prompt renderer put around them: those are ours,
+    not an escape attempt (wrap_user_input has already neutralised any inside the input)."""
+    opening, closing = f"{DELIMITER_OPEN}\n", f"\n{DELIMITER_CLOSE}"
+    return [
+        t[len(opening) : -len(closing)] if t.startswith(opening) and t.endswith(closing) else t
+        for t in texts
+    ]
+
+
 def _guard_input(
     ctx: CallContext, request: ChatRequest, record: CallRecord, refuse_injection: bool
 ) -> tuple[ChatRequest, PiiVault]:
@@ -163,7 +175,7 @@ def _guard_input(
         if ctx.tenant.pii_mode == "redact"
         else redact_messages(request.messages, redactor, PiiVault())
     )
-    verdict = detect_injection("\n".join(_user_texts(request.messages)))
+    verdict = detect_injection("\n".join(_without_our_delimiters(_user_texts(request.messages))))
     if verdict.suspected:
         record.injection_suspected = True
         record.flags.append("injection_suspected")
@@ -286,6 +298,72 @@ def _fail(record: CallRecord, exc: errors.SwitchboardError) -> None:
     record.http_status = exc.status
 
 
+# --- the answer cache ---------------------------------------------------------------------------
+
+
+def _cacheable(record: CallRecord) -> bool:
+    """Only requests without personal data read or write the cache: a stored answer then never
+    holds anyone's PII, and serving it needs no other request's vault. Suspected injections
+    are not worth an answer kept for others either."""
+    return not record.pii_found and not record.injection_suspected
+
+
+def _model_identity(alias: str, deployments: Sequence[Deployment]) -> list[str]:
+    return [alias, *(f"{d.name}:{d.model}" for d in deployments)]
+
+
+def _serve_cached(
+    ctx: CallContext, record: CallRecord, lookup: Lookup, headers: dict[str, str]
+) -> CallOutcome:
+    """A cached answer as the call's outcome: recorded at zero cost, with the tokens the
+    provider call would have used (none for the ladder's rung: the provider was tried)."""
+    entry = lookup.entry
+    record.cache_hit = True
+    record.cache_entry_id = entry.id
+    record.tokens_saved = 0 if lookup.layer == "similar" else entry.tokens
+    record.raw_output = entry.content  # stored only for requests and answers without PII
+    record.parsed_output = entry.parsed
+    record.flags.extend(["cache_hit", f"cache_layer:{lookup.layer}", f"cache_entry:{entry.id}"])
+    if find_forbidden_terms(entry.content, list(ctx.tenant.forbidden_terms or [])):
+        record.flags.append("forbidden_term")
+    headers["X-Switchboard-Cache"] = lookup.layer
+    return CallOutcome(
+        record=record, content=entry.content, parsed=entry.parsed, cached=True, headers=headers
+    )
+
+
+async def _store_answer(
+    ctx: CallContext,
+    record: CallRecord,
+    scope: CacheScope,
+    keys: CacheKeys,
+    lookup: Lookup,
+    result: ChatResult,
+    parsed: Any,
+) -> None:
+    stage = time.perf_counter()
+    try:
+        await _in_tenant(
+            ctx.tenant,
+            store_answer,
+            scope=scope,
+            keys=keys,
+            lookup=lookup,
+            model=ctx.alias,
+            content=result.content,
+            parsed=parsed,
+            deployment=result.deployment,
+            provider_model=result.provider_model or "",
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            call_id=ctx.call_id,
+        )
+    except DatabaseError:
+        # A cache that cannot be written is a slower cache; the caller still gets its answer.
+        logger.exception("storing cached answer failed", extra={"call_id": ctx.call_id})
+    record.latency_ms["cache"] = round(record.latency_ms.get("cache", 0.0) + _ms(stage), 3)
+
+
 # --- chat ---------------------------------------------------------------------------------------
 
 
@@ -298,6 +376,7 @@ async def execute_chat(
     refuse_injection: bool = False,
     degraded_answer: Callable[[], Any] | None = None,
     postprocess: Callable[[Any], tuple[Any, list[str]]] | None = None,
+    cache: CacheScope | None = None,
 ) -> CallOutcome:
     """Run one non-streaming chat call through the whole path and record it.
 
@@ -307,12 +386,16 @@ async def execute_chat(
     exhausted and ``ctx.allow_degraded`` is set; by default ``ctx.degraded_text``.
     ``postprocess`` checks a valid parsed output against what only the caller knows (e.g.
     citations against the retrieved chunks) and returns it corrected, with flags for the record.
+    ``cache`` (feature runs) looks the answer up after admission (exact, then semantic), serves
+    a similar answer when every deployment failed, and stores a fresh answer.
     """
     started = time.perf_counter()
     record = CallRecord.start(ctx)
     record.retrieved_chunks = list(retrieved_chunks)
     table = get_routing_table()
     headers: dict[str, str] = {}
+    keys: CacheKeys | None = None
+    lookup = Lookup()
     try:
         stage = time.perf_counter()
         deployments = resolve_deployments(ctx.tenant, ctx.alias)
@@ -336,6 +419,21 @@ async def execute_chat(
             def validate(result: ChatResult) -> str | None:
                 return contract.validate(result.content)[1]
 
+        if cache is not None and _cacheable(record):
+            stage = time.perf_counter()
+            keys = build_keys(
+                tenant_schema=ctx.tenant.schema_name,
+                scope=cache,
+                request=outbound,
+                model=_model_identity(ctx.alias, deployments),
+            )
+            lookup = await _in_tenant(
+                ctx.tenant, lookup_answer, scope=cache, keys=keys, for_tenant=ctx.tenant
+            )
+            record.latency_ms["cache"] = _ms(stage)
+            if lookup.entry is not None:
+                return _serve_cached(ctx, record, lookup, headers)
+
         stage = time.perf_counter()
         try:
             ladder = await run_chat(
@@ -347,6 +445,16 @@ async def execute_chat(
         except (errors.UpstreamUnavailable, errors.OutputValidationFailed) as exc:
             record.latency_ms["provider"] = _ms(stage)
             _apply_attempts(record, getattr(exc, "attempts", []) or [])
+            if keys is not None:
+                similar = await _in_tenant(
+                    ctx.tenant, similar_answer, scope=cache, keys=keys, lookup=lookup
+                )
+                if similar is not None:
+                    record.fallback_used = True
+                    record.error_type = exc.type
+                    record.error_code = exc.code
+                    record.flags.append("similar_answer")
+                    return _serve_cached(ctx, record, similar, headers)
             if not ctx.allow_degraded:
                 raise
             answer = degraded_answer() if degraded_answer else ctx.degraded_text
@@ -388,6 +496,8 @@ async def execute_chat(
         if forbidden:
             record.flags.append("forbidden_term")
         record.latency_ms["output"] = _ms(stage)
+        if keys is not None and not leaked and result.finish_reason != "length":
+            await _store_answer(ctx, record, cache, keys, lookup, result, parsed)
         headers["X-Switchboard-Deployment"] = result.deployment
         return CallOutcome(
             record=record,

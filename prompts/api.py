@@ -92,7 +92,7 @@ class FeatureRunView(APIView):
             )
         if data["mode"] == "stream":
             return self._stream(common)
-        run, outcome = async_to_sync(execute_run)(**common)
+        run, outcome = async_to_sync(execute_run)(**common, cache_options=data.get("cache"))
         return Response(run_payload(run, outcome), headers=outcome.headers)
 
     def _stream(self, common: dict):

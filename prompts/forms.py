@@ -2,7 +2,7 @@ import json
 
 from django import forms
 
-from prompts.models import EvalCase, PromptVersion
+from prompts.models import EvalCase, Feature, PromptVersion
 
 
 class JsonField(forms.CharField):
@@ -122,3 +122,33 @@ class EvalCaseForm(forms.Form):
         else:
             data["expected"] = raw or None
         return data
+
+
+class CachePolicyForm(forms.ModelForm):
+    reason = forms.CharField(required=False, max_length=500)
+
+    class Meta:
+        model = Feature
+        fields = [
+            "cache_mode",
+            "cache_ttl_seconds",
+            "cache_max_distance",
+            "cache_personalised",
+            "cache_fallback_max_distance",
+        ]
+        labels = {
+            "cache_mode": "Cache",
+            "cache_ttl_seconds": "TTL (seconds)",
+            "cache_max_distance": "Semantic distance (cosine, ≤)",
+            "cache_personalised": "Personalised (answers cached per end user)",
+            "cache_fallback_max_distance": "Similar answer during an outage: distance (≤; empty = off)",
+        }
+        widgets = {
+            "cache_max_distance": forms.NumberInput(attrs={"step": "0.01", "min": 0, "max": 2}),
+            "cache_fallback_max_distance": forms.NumberInput(
+                attrs={"step": "0.01", "min": 0, "max": 2}
+            ),
+        }
+
+    def policy(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}

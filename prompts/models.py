@@ -11,6 +11,11 @@ class Feature(models.Model):
         JSON_SCHEMA = "json_schema", "JSON Schema"
         CLASSIFICATION = "classification", "Classification"
 
+    class CacheMode(models.TextChoices):
+        AUTO = "auto", "Auto (only deterministic calls: temperature 0, no tools)"
+        ON = "on", "On"
+        OFF = "off", "Off"
+
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -22,6 +27,15 @@ class Feature(models.Model):
     )
     refuse_injection = models.BooleanField(default=False)
     default_version = models.CharField(max_length=20, blank=True)  # semver of the shipped file
+    # The answer cache (cache app): policy, and a generation that publish, rollback, a split
+    # and a policy change advance, so an answer computed before them is never stored under
+    # keys the new serving state would read.
+    cache_mode = models.CharField(max_length=4, choices=CacheMode.choices, default=CacheMode.AUTO)
+    cache_ttl_seconds = models.PositiveIntegerField(default=3600)
+    cache_max_distance = models.FloatField(default=0.05)  # cosine distance; 0 = exact only
+    cache_personalised = models.BooleanField(default=False)  # entries per end user
+    cache_fallback_max_distance = models.FloatField(null=True, blank=True, default=0.15)
+    cache_generation = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -29,6 +43,16 @@ class Feature(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def caches(self, params: dict, tools: list | None = None) -> bool:
+        """Whether runs with these model parameters use the answer cache."""
+        if self.cache_mode == self.CacheMode.OFF:
+            return False
+        if self.cache_mode == self.CacheMode.ON:
+            return True
+        # Auto: an unset temperature is the provider's default (non-zero), so not deterministic.
+        temperature = (params or {}).get("temperature")
+        return temperature is not None and float(temperature) == 0 and not tools
 
 
 class PromptVersion(models.Model):
@@ -89,6 +113,7 @@ class ChangeLogEntry(models.Model):
         ROLLBACK = "rollback", "Rollback"
         SPLIT = "split", "Traffic split"
         DEFAULT = "default", "Shipped default loaded"
+        CACHE = "cache", "Cache policy"
 
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="changes")
     action = models.CharField(max_length=10, choices=Action.choices)

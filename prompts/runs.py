@@ -4,12 +4,14 @@ validates the contract and records the run."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django_tenants.utils import schema_context
 
+from cache.keys import CacheScope
 from gateway import service
 from gateway.errors import NotFound
 from gateway.records import CallContext, RetrievedChunk
@@ -29,6 +31,7 @@ class PreparedRun:
     request: ChatRequest
     chunks: list[RetrievedChunk]
     context: list[ContextChunk]
+    cache: CacheScope | None = None
 
 
 def retrieve_context(
@@ -42,6 +45,52 @@ def retrieve_context(
     return search_for_feature(tenant=tenant, feature=feature, data=data, access_tags=access_tags)
 
 
+def cache_scope(
+    *,
+    feature: Feature,
+    version: PromptVersion,
+    request: ChatRequest,
+    data: Any,
+    end_user: str,
+    chunks: list[RetrievedChunk],
+    conversation_id: str | None,
+    options: dict | None,
+) -> CacheScope | None:
+    """The run's answer-cache scope under the feature's policy, or None when it does not cache.
+
+    The caller's ``options`` (``max_distance``, ``bypass``) may only tighten the policy: a
+    looser distance is clamped to the feature's.
+    """
+    options = options or {}
+    if not feature.caches(version.params or {}, request.tools):
+        return None
+    if feature.cache_personalised and not end_user:
+        return None  # an anonymous caller of a personalised feature: no one to scope it to
+    max_distance = feature.cache_max_distance
+    fallback = feature.cache_fallback_max_distance
+    if options.get("max_distance") is not None:
+        max_distance = min(max_distance, float(options["max_distance"]))
+        fallback = None if fallback is None else min(fallback, float(options["max_distance"]))
+    values = data if isinstance(data, dict) else {}
+    query = "\n".join(
+        v if isinstance(v, str) else json.dumps(v, sort_keys=True, ensure_ascii=False)
+        for _, v in sorted(values.items())
+    )
+    return CacheScope(
+        feature=feature.slug,
+        prompt_version_id=version.id,
+        generation=feature.cache_generation,
+        ttl_seconds=feature.cache_ttl_seconds,
+        max_distance=max_distance,
+        fallback_max_distance=fallback,
+        end_user=end_user if feature.cache_personalised else "",
+        conversation_id=conversation_id or None,
+        chunk_ids=tuple(sorted(c.chunk_id for c in chunks)),
+        query_text=query,
+        read=not options.get("bypass", False),
+    )
+
+
 def prepare_run(
     *,
     tenant,
@@ -52,8 +101,15 @@ def prepare_run(
     version: PromptVersion | None = None,
     variant: str = "console",
     access_tags: list[str] | None = None,
+    conversation_id: str | None = None,
+    cache_options: dict | None = None,
+    use_cache: bool = True,
 ) -> PreparedRun:
-    """Everything before the model call (runs in the tenant's schema)."""
+    """Everything before the model call (runs in the tenant's schema).
+
+    ``conversation_id`` scopes the answer cache to the conversation; ``cache_options`` is the
+    caller's ``cache`` object; ``use_cache=False`` leaves the cache out entirely (console test
+    runs and evaluations want the model's answer, not a stored one)."""
     feature = Feature.objects.filter(slug=slug).first()
     if feature is None:
         raise NotFound(f"No feature {slug!r}.", param="slug", code="feature_not_found")
@@ -75,7 +131,19 @@ def prepare_run(
         max_tokens=params.get("max_tokens"),
         user=end_user or None,
     )
-    return PreparedRun(feature, version, variant, contract, request, chunks, context)
+    cache = None
+    if use_cache:
+        cache = cache_scope(
+            feature=feature,
+            version=version,
+            request=request,
+            data=data,
+            end_user=end_user,
+            chunks=chunks,
+            conversation_id=conversation_id,
+            options=cache_options,
+        )
+    return PreparedRun(feature, version, variant, contract, request, chunks, context, cache)
 
 
 def _context(
@@ -149,10 +217,14 @@ async def execute_run(
     variant: str = "console",
     access_tags: list[str] | None = None,
     call_id: str | None = None,
+    conversation_id: str | None = None,
+    cache_options: dict | None = None,
 ) -> tuple[PreparedRun, service.CallOutcome]:
     """One feature run through the gateway's entry point. ``version`` pins a version (console
     test runs and evaluations, recorded under ``variant``) instead of the serving choice.
-    ``call_id`` fixes the run id (async jobs: every attempt is the same call, charged once)."""
+    ``call_id`` fixes the run id (async jobs: every attempt is the same call, charged once).
+    ``conversation_id`` and ``cache_options`` scope and tighten the answer cache; console runs
+    (``mode="console"``) never use it."""
 
     def prepare():
         with schema_context(tenant.schema_name):
@@ -165,6 +237,9 @@ async def execute_run(
                 version=version,
                 variant=variant,
                 access_tags=access_tags,
+                conversation_id=conversation_id,
+                cache_options=cache_options,
+                use_cache=mode != "console",
             )
 
     run = await sync_to_async(prepare)()
@@ -186,6 +261,7 @@ async def execute_run(
         refuse_injection=run.feature.refuse_injection,
         degraded_answer=(lambda: _extractive_answer(run)) if run.feature.uses_retrieval else None,
         postprocess=lambda parsed: drop_fabricated_citations(parsed, run),
+        cache=run.cache,
     )
     return run, outcome
 
@@ -209,6 +285,8 @@ async def stream_run(
                 end_user=end_user,
                 salt=request_id,
                 access_tags=access_tags,
+                # Streaming runs skip the answer cache: a stored answer is not a stream.
+                use_cache=False,
             )
 
     run = await sync_to_async(prepare)()

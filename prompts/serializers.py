@@ -1,6 +1,21 @@
 from rest_framework import serializers
 
 
+class CacheOptionsSerializer(serializers.Serializer):
+    max_distance = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=2,
+        help_text="Serve a cached answer only this close (cosine distance). Stricter than the "
+        "feature's threshold tightens it; looser is clamped to the feature's.",
+    )
+    bypass = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Skip the cache for this run (the fresh answer is still stored).",
+    )
+
+
 class RunRequestSerializer(serializers.Serializer):
     input = serializers.JSONField(help_text='The feature\'s variables, e.g. {"question": "…"}')
     user = serializers.CharField(
@@ -15,6 +30,7 @@ class RunRequestSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=100), required=False, max_length=50
     )
     webhook_url = serializers.URLField(required=False)
+    cache = CacheOptionsSerializer(required=False)
 
     def validate_input(self, value):
         if not isinstance(value, dict):

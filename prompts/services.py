@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from gateway.errors import Conflict, InvalidRequest, NotFound
@@ -39,6 +39,16 @@ def _snapshot(deployment: FeatureDeployment) -> dict:
 def _deployment(feature: Feature) -> FeatureDeployment:
     deployment, _ = FeatureDeployment.objects.select_for_update().get_or_create(feature=feature)
     return deployment
+
+
+def invalidate_cache(feature: Feature) -> int:
+    """Drop the feature's cached answers and advance its generation (in the caller's
+    transaction): a run prepared before the change cannot store an answer the new serving
+    state would read. Returns how many entries went."""
+    from cache.services import purge_feature
+
+    Feature.objects.filter(pk=feature.pk).update(cache_generation=F("cache_generation") + 1)
+    return purge_feature(feature_slug=feature.slug)
 
 
 def create_version(
@@ -133,6 +143,7 @@ def publish(*, version: PromptVersion, actor: Actor, reason: str = "") -> Featur
         deployment.active_version = version
         deployment.split = []
         deployment.save()
+        invalidate_cache(version.feature)
         ChangeLogEntry.objects.create(
             feature=version.feature,
             action=ChangeLogEntry.Action.PUBLISH,
@@ -184,6 +195,7 @@ def set_split(
         if deployment.active_version_id is None:
             deployment.active_version_id = cleaned[0]["version_id"]
         deployment.save()
+        invalidate_cache(feature)
         ChangeLogEntry.objects.create(
             feature=feature,
             action=ChangeLogEntry.Action.SPLIT,
@@ -211,6 +223,7 @@ def rollback(*, feature: Feature, actor: Actor, reason: str = "") -> FeatureDepl
         deployment.active_version_id = last.before["active_version_id"]
         deployment.split = last.before.get("split") or []
         deployment.save()
+        invalidate_cache(feature)
         ChangeLogEntry.objects.create(
             feature=feature,
             action=ChangeLogEntry.Action.ROLLBACK,
@@ -221,6 +234,53 @@ def rollback(*, feature: Feature, actor: Actor, reason: str = "") -> FeatureDepl
             reason=reason or f"rollback of change #{last.id}",
         )
     return deployment
+
+
+CACHE_POLICY_FIELDS = (
+    "cache_mode",
+    "cache_ttl_seconds",
+    "cache_max_distance",
+    "cache_personalised",
+    "cache_fallback_max_distance",
+)
+
+
+def _cache_policy(feature: Feature) -> dict:
+    return {name: getattr(feature, name) for name in CACHE_POLICY_FIELDS}
+
+
+def set_cache_policy(*, feature: Feature, actor: Actor, reason: str = "", **policy) -> Feature:
+    """Change the feature's answer-cache policy; its cached answers are dropped, since they
+    were stored under the old one (e.g. shared before the feature became personalised)."""
+    unknown = set(policy) - set(CACHE_POLICY_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"Unknown cache setting {sorted(unknown)[0]!r}.", param="cache")
+    if policy.get("cache_mode", feature.cache_mode) not in Feature.CacheMode.values:
+        raise InvalidRequest("The cache mode is auto, on or off.", param="cache_mode")
+    for name in ("cache_max_distance", "cache_fallback_max_distance"):
+        value = policy.get(name, getattr(feature, name))
+        if value is not None and not 0 <= value <= 2:
+            raise InvalidRequest("A cosine distance is between 0 and 2.", param=name)
+    if not 1 <= policy.get("cache_ttl_seconds", feature.cache_ttl_seconds) <= 30 * 86400:
+        raise InvalidRequest("The TTL is 1 second to 30 days.", param="cache_ttl_seconds")
+    with transaction.atomic():
+        feature = Feature.objects.select_for_update().get(pk=feature.pk)
+        before = _cache_policy(feature)
+        for name, value in policy.items():
+            setattr(feature, name, value)
+        feature.save(update_fields=list(policy))
+        invalidate_cache(feature)
+        ChangeLogEntry.objects.create(
+            feature=feature,
+            action=ChangeLogEntry.Action.CACHE,
+            before=before,
+            after=_cache_policy(feature),
+            actor_id=actor.id,
+            actor_name=actor.name,
+            reason=reason,
+        )
+    feature.refresh_from_db()
+    return feature
 
 
 # --- shipped defaults ---------------------------------------------------------------------------

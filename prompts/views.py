@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from gateway.errors import SwitchboardError
 from prompts import evaluation, selectors, services
-from prompts.forms import EvalCaseForm, SplitForm, VersionForm
+from prompts.forms import CachePolicyForm, EvalCaseForm, SplitForm, VersionForm
 from prompts.models import EvalCase, EvalRun, Feature, PromptVersion
 from prompts.rendering import ContextChunk, render_messages
 from prompts.runs import execute_run
@@ -50,8 +50,30 @@ def feature_detail(request, feature_slug: str):
         "figures": selectors.variant_figures(feature),
         "can_edit": request.role in EDIT_ROLES,
         "split_form": SplitForm(feature=feature),
+        "cache_form": CachePolicyForm(instance=feature),
     }
     return render(request, "prompts/feature_detail.html", context)
+
+
+@tenant_view(*EDIT_ROLES)
+@require_POST
+def cache_policy(request, feature_slug: str):
+    """The feature's answer-cache policy (saving it drops the feature's cached answers)."""
+    feature = get_object_or_404(Feature, slug=feature_slug)
+    form = CachePolicyForm(request.POST, instance=Feature.objects.get(pk=feature.pk))
+    if not form.is_valid():
+        return HttpResponseBadRequest("; ".join(e for errs in form.errors.values() for e in errs))
+    try:
+        services.set_cache_policy(
+            feature=feature,
+            actor=_actor(request),
+            reason=form.cleaned_data.get("reason", ""),
+            **form.policy(),
+        )
+        messages.success(request, "Cache policy saved; the feature's cached answers were dropped.")
+    except SwitchboardError as exc:
+        messages.error(request, exc.message)
+    return redirect("prompts:feature_detail", slug=request.tenant.slug, feature_slug=feature.slug)
 
 
 @tenant_view(*EDIT_ROLES)
