@@ -78,6 +78,7 @@ class WebhookEndpoint(models.Model):
         "job.failed",
         "document.ready",
         "document.failed",
+        "document.deleted",
         "quota.soft_limit",
         "quota.exceeded",
         "alert.triggered",

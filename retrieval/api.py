@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gateway.errors import InvalidRequest, NotFound, PayloadTooLarge
+from jobs.idempotency import idempotent
 from retrieval import selectors, services
 from retrieval.models import Document
 from retrieval.parsing import normalise_media_type
@@ -25,6 +26,7 @@ from retrieval.serializers import (
     SearchRequestSerializer,
     SearchResponseSerializer,
 )
+from retrieval.uploads import use_digest_upload_handlers
 
 MAX_PAGE = 100
 
@@ -44,6 +46,19 @@ def _document(document_id: int) -> Document:
 class DocumentListView(APIView):
     required_scope = "documents"
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def initial(self, request, *args, **kwargs):
+        if request.method != "POST":
+            return super().initial(request, *args, **kwargs)
+        # Before anything reads the body: files must carry their digest for Idempotency-Key.
+        use_digest_upload_handlers(request._request)
+        super().initial(request, *args, **kwargs)
+        # Parsed here, once authenticated, so a body over the limit is a 413 also when the
+        # Idempotency-Key check is the first to read it.
+        try:
+            request.data  # noqa: B018
+        except RequestDataTooBig as exc:
+            raise PayloadTooLarge("The request body is too large.") from exc
 
     @extend_schema(
         summary="List documents",
@@ -75,7 +90,11 @@ class DocumentListView(APIView):
         summary="Add a document",
         description="Multipart upload (``file``) or JSON with the text itself. The same content "
         "uploaded again answers 200 with the existing document; a new one answers 201 and is "
-        "ingested in the background (poll its status).",
+        "ingested in the background (poll its status, or subscribe to the document.ready and "
+        "document.failed webhooks). With an ``Idempotency-Key`` header, a retry with the same "
+        "key and body within 24 hours gets the first answer again (``Idempotent-Replayed: "
+        "true``); the same key with another body or file is a 409 ``idempotency_key_reused``, "
+        "and a retry while the first is still being stored a 409 ``idempotency_in_progress``.",
         request={
             "application/json": DocumentTextSerializer,
             "multipart/form-data": DocumentUploadSerializer,
@@ -85,14 +104,13 @@ class DocumentListView(APIView):
             200: DocumentSerializer,
             400: _ERRORS[400],
             413: OpenApiResponse(description="payload_too_large"),
+            409: OpenApiResponse(description="idempotency_key_reused or idempotency_in_progress"),
             415: OpenApiResponse(description="unsupported_media_type"),
         },
     )
+    @idempotent
     def post(self, request):
-        try:
-            data = request.data
-        except RequestDataTooBig as exc:
-            raise PayloadTooLarge("The request body is too large.") from exc
+        data = request.data
         if request.content_type.startswith("multipart/"):
             body = DocumentUploadSerializer(data=data)
             body.is_valid(raise_exception=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import connection, transaction
+from psycopg import sql
 
 from retrieval import services
 from retrieval.embedders.base import Embedder
@@ -130,6 +131,11 @@ def seed_synthetic_chunks(
             )
             first_id = first_id or document.id
     with connection.cursor() as cursor:
+        # Building the indexes once over the loaded rows is several times faster than
+        # maintaining them row by row; they are the same indexes as the migration's.
+        cursor.execute("SET maintenance_work_mem = '512MB'")
+        cursor.execute("DROP INDEX IF EXISTS retrieval_chunk_embedding_hnsw")
+        cursor.execute("DROP INDEX IF EXISTS retrieval_chunk_tsv_gin")
         cursor.execute(
             """
             INSERT INTO retrieval_chunk
@@ -156,6 +162,13 @@ def seed_synthetic_chunks(
                 "words": list(vocabulary),
                 "n": len(vocabulary),
             },
+        )
+        cursor.execute(
+            "CREATE INDEX retrieval_chunk_embedding_hnsw ON retrieval_chunk "
+            "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        cursor.execute(
+            "CREATE INDEX retrieval_chunk_tsv_gin ON retrieval_chunk USING gin (search_vector)"
         )
         cursor.execute("ANALYZE retrieval_chunk")
         cursor.execute("ANALYZE retrieval_document")
@@ -194,15 +207,149 @@ def measure_latency(
         )
         timings.append((time.perf_counter() - started) * 1000)
         embeds.append(result.timings_ms.get("embed", 0.0))
-    timings.sort()
-    return Latency(
-        label=label,
-        p50_ms=statistics.median(timings),
-        p95_ms=timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))],
-        mean_embed_ms=statistics.fmean(embeds),
-        runs=len(timings),
-    )
+    return _latency(label, timings, embeds)
 
 
 def chunk_count() -> int:
     return Chunk.objects.count()
+
+
+# --- many small tenants -------------------------------------------------------------------------
+
+
+def copy_into_small_schemas(*, source_schema: str, prefix: str, count: int) -> list[str]:
+    """``count`` schemas holding the retrieval tables alone (same columns and indexes as
+    ``source_schema``'s, by ``CREATE TABLE ... LIKE ... INCLUDING ALL``), schema ``n`` filled
+    with the ``n``-th document of the source and its chunks (so 100 chunks each from the
+    synthetic corpus). Raw SQL for speed: provisioning 1,000 real tenants (all apps' tables,
+    prompt defaults) takes minutes and adds nothing a search reads. Returns the schema names."""
+    names = [f"{prefix}{n:04d}" for n in range(count)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("SELECT id FROM {}.retrieval_document ORDER BY id LIMIT %s").format(
+                sql.Identifier(source_schema)
+            ),
+            [count],
+        )
+        document_ids = [row[0] for row in cursor.fetchall()]
+        if len(document_ids) < count:
+            raise ValueError(f"{source_schema} has {len(document_ids)} documents, not {count}")
+        for name, document_id in zip(names, document_ids, strict=True):
+            target, source = sql.Identifier(name), sql.Identifier(source_schema)
+            statements = [
+                sql.SQL("CREATE SCHEMA {}").format(target),
+                sql.SQL(
+                    "CREATE TABLE {}.retrieval_document (LIKE {}.retrieval_document INCLUDING ALL)"
+                ).format(target, source),
+                sql.SQL(
+                    "CREATE TABLE {}.retrieval_chunk (LIKE {}.retrieval_chunk INCLUDING ALL)"
+                ).format(target, source),
+                sql.SQL(
+                    "ALTER TABLE {}.retrieval_chunk ADD FOREIGN KEY (document_id) "
+                    "REFERENCES {}.retrieval_document (id) ON DELETE CASCADE"
+                ).format(target, target),
+            ]
+            with transaction.atomic():
+                for statement in statements:
+                    cursor.execute(statement)
+                cursor.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.retrieval_document SELECT * FROM {}.retrieval_document "
+                        "WHERE id = %s"
+                    ).format(target, source),
+                    [document_id],
+                )
+                cursor.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.retrieval_chunk SELECT * FROM {}.retrieval_chunk "
+                        "WHERE document_id = %s"
+                    ).format(target, source),
+                    [document_id],
+                )
+        for name in names:
+            cursor.execute(sql.SQL("ANALYZE {}.retrieval_chunk").format(sql.Identifier(name)))
+            cursor.execute(sql.SQL("ANALYZE {}.retrieval_document").format(sql.Identifier(name)))
+    return names
+
+
+def measure_across_schemas(
+    queries: Sequence[str],
+    *,
+    schemas: Sequence[str],
+    embedder: Embedder,
+    text_search_config: str,
+    seed: int = 11,
+) -> Latency:
+    """Latency of a hybrid search in a random schema of ``schemas`` per query (the schema
+    switch included, as a request for another tenant pays it)."""
+    from retrieval.search import hybrid_search
+
+    rng = random.Random(seed)
+    timings, embeds = [], []
+    for query in queries:
+        schema = rng.choice(schemas)
+        started = time.perf_counter()
+        connection.set_schema(schema)
+        result = hybrid_search(
+            query=query,
+            top_k=8,
+            filters=None,
+            access_tags=None,
+            text_search_config=text_search_config,
+            embedder=embedder,
+        )
+        timings.append((time.perf_counter() - started) * 1000)
+        embeds.append(result.timings_ms.get("embed", 0.0))
+    connection.set_schema_to_public()
+    return _latency("hybrid, random tenant", timings, embeds)
+
+
+def _latency(label: str, timings: list[float], embeds: list[float]) -> Latency:
+    timings = sorted(timings)
+    return Latency(
+        label=label,
+        p50_ms=statistics.median(timings),
+        p95_ms=timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))],
+        mean_embed_ms=statistics.fmean(embeds) if embeds else 0.0,
+        runs=len(timings),
+    )
+
+
+# --- the local embedder alone -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmbeddingTiming:
+    per_query_p50_ms: float
+    per_query_p95_ms: float
+    per_batch_p50_ms: float
+    per_batch_p95_ms: float
+    batch_size: int
+
+
+def measure_embedding(
+    embedder: Embedder,
+    *,
+    queries: Sequence[str],
+    chunks: Sequence[str],
+    runs: int = 100,
+    batches: int = 5,
+    batch_size: int = 32,
+) -> EmbeddingTiming:
+    """Wall-clock time of ``embedder.embed`` for one query at a time and for batches of
+    ``batch_size`` chunk texts (what ingestion sends), after a warm-up call (the model loads
+    once per process)."""
+    embedder.embed([queries[0]])
+    singles = []
+    for n in range(runs):
+        started = time.perf_counter()
+        embedder.embed([queries[n % len(queries)]])
+        singles.append((time.perf_counter() - started) * 1000)
+    timed = []
+    for n in range(batches):
+        batch = [chunks[(n * batch_size + i) % len(chunks)] for i in range(batch_size)]
+        started = time.perf_counter()
+        embedder.embed(batch)
+        timed.append((time.perf_counter() - started) * 1000)
+    one, many = _latency("query", singles, []), _latency("batch", timed, [])
+    return EmbeddingTiming(one.p50_ms, one.p95_ms, many.p50_ms, many.p95_ms, batch_size)

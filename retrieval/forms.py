@@ -25,9 +25,29 @@ def _json_object(value: str, label: str) -> dict:
     return parsed
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files from one input; cleans to a list (empty when none was chosen)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"multiple": True}))
+        super().__init__(**kwargs)
+
+    def clean(self, data, initial=None) -> list:
+        if not data:
+            return []
+        files = data if isinstance(data, list | tuple) else [data]
+        return [super(MultipleFileField, self).clean(item, initial) for item in files]
+
+
 class DocumentForm(forms.Form):
-    title = forms.CharField(max_length=300, required=False)
-    file = forms.FileField(required=False)
+    title = forms.CharField(
+        max_length=300, required=False, help_text="For one document; files default to their name."
+    )
+    file = MultipleFileField(required=False)
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
     media_type = forms.ChoiceField(
         choices=[

@@ -39,6 +39,8 @@ MAX_ATTEMPTS = 5
 MAX_TITLE_CHARS = 300
 MAX_TAGS = 50
 FEATURE_TOP_K = 5
+# Searched for a feature run, so chunks too large for the budget can give way to smaller ones.
+FEATURE_CANDIDATES = 20
 
 
 def _batched(items: list, size: int) -> list[tuple]:
@@ -163,7 +165,33 @@ def reingest_document(*, document: Document) -> Document:
 
 def delete_document(*, document: Document) -> None:
     """Delete a document and its chunks (an ingestion in flight stops at its next batch)."""
-    Document.objects.filter(pk=document.pk).delete()
+    with transaction.atomic():
+        deleted, _ = Document.objects.filter(pk=document.pk).delete()
+        if deleted:
+            _emit_document_event("document.deleted", document, status="deleted")
+
+
+def document_event_data(document: Document) -> dict[str, Any]:
+    """The ``data`` of a ``document.*`` webhook event: enough to fetch or re-sync the
+    document, never its content."""
+    return {
+        "document_id": document.pk,
+        "title": document.title,
+        "source": document.source,
+        "status": document.status,
+        "failure_reason": document.failure_reason,
+        "version": document.current_version,
+        "ingesting_version": document.ingesting_version,
+        "chunks": document.chunks_total,
+        "content_hash": document.content_hash,
+        "url": f"/api/v1/documents/{document.pk}",
+    }
+
+
+def _emit_document_event(event: str, document: Document, **overrides: Any) -> None:
+    from jobs.webhooks import emit
+
+    emit(event, {**document_event_data(document), **overrides})
 
 
 def _enqueue_on_commit(document_id: int, version: int) -> None:
@@ -227,12 +255,23 @@ def _claim(document_id: int, version: int, now: datetime) -> Document | IngestOu
 
 
 def _fail(document_id: int, version: int, reason: str) -> None:
-    Document.objects.filter(pk=document_id, ingesting_version=version).update(
-        status=Document.Status.FAILED,
-        failure_reason=reason[:2000],
-        lease_until=None,
-        updated_at=timezone.now(),
-    )
+    with transaction.atomic():
+        failed = (
+            Document.objects.filter(pk=document_id, ingesting_version=version)
+            .exclude(status=Document.Status.FAILED)
+            .update(
+                status=Document.Status.FAILED,
+                failure_reason=reason[:2000],
+                lease_until=None,
+                updated_at=timezone.now(),
+            )
+        )
+        if failed:
+            # In the same transaction as the status change: the event is sent if and only if
+            # the document really became failed (a redelivered task sends nothing twice).
+            _emit_document_event(
+                "document.failed", Document.objects.defer("content").get(pk=document_id)
+            )
 
 
 def ingest_document(
@@ -352,6 +391,7 @@ def _make_current(document_id: int, version: int, total: int) -> IngestOutcome:
         document.lease_until = None
         document.ingested_at = now
         document.save()
+        _emit_document_event("document.ready", document)
     return IngestOutcome("ready")
 
 
@@ -409,13 +449,26 @@ def stale_space_count() -> int:
 # --- feature runs -----------------------------------------------------------------------------
 
 
-def search_for_feature(*, tenant: Any, feature: Any, data: dict, access_tags: list[str] | None):
-    """The retrieval step of a feature run: the run's question against the tenant's documents.
+def search_for_feature(
+    *,
+    tenant: Any,
+    feature: Any,
+    data: dict,
+    access_tags: list[str] | None,
+    version: Any | None = None,
+) -> tuple[list[Any], list[Any]]:
+    """The retrieval step of a feature run: the run's question against the tenant's documents,
+    as many of the best chunks (at most ``FEATURE_TOP_K``) as fit the run's context budget
+    (``retrieval.grounding``: the smallest context window of the feature's deployments minus
+    the prompt and the answer reserve). ``version`` is the version the run will be served by;
+    without it the budget holds for every version serving the feature now.
 
-    Returns ``(context chunks for the prompt, RetrievedChunk records for usage and audit)``.
+    Returns ``(context chunks for the prompt, RetrievedChunk records for usage and audit)``,
+    in rank order; a chunk too large for what is left is skipped for the next one.
     """
     from gateway.records import RetrievedChunk
     from prompts.rendering import ContextChunk
+    from retrieval.grounding import chunk_tokens, context_budget, serving_versions
     from retrieval.selectors import search
 
     query = data.get("question") or data.get("query")
@@ -423,19 +476,34 @@ def search_for_feature(*, tenant: Any, feature: Any, data: dict, access_tags: li
         query = " ".join(str(v) for v in data.values() if isinstance(v, str))
     if not query.strip():
         return [], []
-    result = search(query=query[:2000], top_k=FEATURE_TOP_K, access_tags=access_tags, tenant=tenant)
-    context = [
-        ContextChunk(
+    budget = None
+    if feature is not None:
+        versions = [version] if version is not None else serving_versions(feature)
+        budget = context_budget(tenant=tenant, feature=feature, data=data, versions=versions)
+    left = budget.tokens if budget is not None else None
+    if left == 0:
+        return [], []
+    result = search(
+        query=query[:2000], top_k=FEATURE_CANDIDATES, access_tags=access_tags, tenant=tenant
+    )
+    context, records = [], []
+    for hit in result.hits:
+        if len(context) == FEATURE_TOP_K:
+            break
+        chunk = ContextChunk(
             id=f"c{hit.chunk_id}",
             text=hit.text,
             title=" › ".join([hit.title, *hit.heading_path]),
         )
-        for hit in result.hits
-    ]
-    records = [
-        RetrievedChunk(
-            document_id=hit.document_id, chunk_id=hit.chunk_id, score=hit.score, title=hit.title
+        if left is not None:
+            cost = chunk_tokens(chunk.id, chunk.title, chunk.text)
+            if cost > left:
+                continue
+            left -= cost
+        context.append(chunk)
+        records.append(
+            RetrievedChunk(
+                document_id=hit.document_id, chunk_id=hit.chunk_id, score=hit.score, title=hit.title
+            )
         )
-        for hit in result.hits
-    ]
     return context, records

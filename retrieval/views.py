@@ -28,12 +28,16 @@ def document_list(request):
     if status not in Document.Status.values:
         status = None
     title = (request.GET.get("q") or "").strip() or None
-    rows = list(selectors.documents(status=status, title=title)[:200])
+    media_type = request.GET.get("media_type") or None
+    if media_type not in SUPPORTED_MEDIA_TYPES:
+        media_type = None
+    rows = list(selectors.documents(status=status, title=title, media_type=media_type)[:200])
     context = {
         "rows": rows,
         "in_flight": any(d.is_in_flight for d in rows),
         "status": status or "",
         "q": title or "",
+        "media_type": media_type or "",
         "statuses": Document.Status.choices,
         "can_edit": request.role in EDIT_ROLES,
         "form": DocumentForm(),
@@ -44,46 +48,69 @@ def document_list(request):
     return render(request, "retrieval/document_list.html", context)
 
 
+def _uploaded_fields(upload, title: str) -> dict:
+    services.check_size(upload.size)  # before reading it
+    return {
+        "content": upload.read(),
+        "media_type": normalise_media_type(upload.content_type or "", upload.name or ""),
+        "source": upload.name or "",
+        "title": title or upload.name or "",
+    }
+
+
 @tenant_view(*EDIT_ROLES)
 @require_POST
 def document_add(request):
+    """Add one pasted text or several files; each file succeeds or fails on its own, with its
+    own message. An htmx request gets the refreshed rows and the messages back in place."""
     form = DocumentForm(request.POST, request.FILES)
     if not form.is_valid():
         for error in form.errors.values():
             messages.error(request, " ".join(error))
-        return redirect("retrieval:document_list", slug=request.tenant.slug)
+        return _after_add(request)
     data = form.cleaned_data
-    upload = data.get("file")
-    try:
-        if upload is not None:
-            services.check_size(upload.size)
-            fields = {
-                "content": upload.read(),
-                "media_type": normalise_media_type(upload.content_type or "", upload.name or ""),
-                "source": upload.name or "",
-                "title": data["title"] or upload.name or "",
-            }
-        else:
-            fields = {
-                "content": data["text"].encode(),
-                "media_type": data["media_type"] or "text/plain",
-                "source": "console",
-                "title": data["title"],
-            }
-        document, created = services.create_document(
-            **fields,
-            metadata=data["metadata"],
-            access_tags=data["access_tags"],
-            created_by_name=_actor_name(request),
-        )
-    except SwitchboardError as exc:
-        messages.error(request, exc.message)
-        return redirect("retrieval:document_list", slug=request.tenant.slug)
-    if created:
-        messages.success(request, f"“{document.title}” is queued for ingestion.")
+    uploads = data.get("file") or []
+    if uploads:
+        title = data["title"] if len(uploads) == 1 else ""
+        batch = [(u.name, lambda u=u: _uploaded_fields(u, title)) for u in uploads]
     else:
-        messages.info(request, f"The same content is already stored as “{document.title}”.")
-    return redirect("retrieval:document_list", slug=request.tenant.slug)
+        pasted = {
+            "content": data["text"].encode(),
+            "media_type": data["media_type"] or "text/plain",
+            "source": "console",
+            "title": data["title"],
+        }
+        batch = [(data["title"] or "Pasted text", lambda: pasted)]
+    for label, fields in batch:
+        try:
+            document, created = services.create_document(
+                **fields(),
+                metadata=data["metadata"],
+                access_tags=data["access_tags"],
+                created_by_name=_actor_name(request),
+            )
+        except SwitchboardError as exc:
+            messages.error(request, f"{label}: {exc.message}")
+            continue
+        if created:
+            messages.success(request, f"“{document.title}” is queued for ingestion.")
+        else:
+            messages.info(request, f"The same content is already stored as “{document.title}”.")
+    return _after_add(request)
+
+
+def _after_add(request):
+    if not request.htmx:
+        return redirect("retrieval:document_list", slug=request.tenant.slug)
+    rows = list(selectors.documents()[:200])
+    context = {
+        "rows": rows,
+        "in_flight": any(d.is_in_flight for d in rows),
+        "status": "",
+        "q": "",
+        "media_type": "",
+    }
+    return render(request, "retrieval/_upload_result.html", context)
 
 
 @tenant_view(*READ_ROLES)

@@ -111,3 +111,33 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     return predicate()
+
+
+@pytest.fixture
+def own_tenants(transactional_db):
+    """Factory: tenants of this test's own (committed, so a served request sees their
+    documents; dropped afterwards, so nothing leaks into the session tenants' schemas)."""
+    import itertools
+
+    from tenants import services as tenant_services
+    from tests.conftest import TenantFixture
+
+    made = []
+    numbers = itertools.count()
+
+    def make() -> TenantFixture:
+        suffix = f"{next(numbers)}-{id(made) % 10**6}"
+        tenant = tenant_services.provision_tenant(name=f"Docs {suffix}", slug=f"docs-{suffix}")
+        issued = tenant_services.create_api_key(tenant=tenant, name="k")
+        made.append(tenant)
+        return TenantFixture(tenant=tenant, key=issued.plaintext, key_id=issued.key.id)
+
+    yield make
+    from django.db import connection
+
+    from gateway.recorder import recorder
+
+    recorder.flush()  # the server's background writes into these schemas end first
+    connection.set_schema_to_public()
+    for tenant in made:
+        tenant.delete(force_drop=True)

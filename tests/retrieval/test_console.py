@@ -104,3 +104,38 @@ def test_playground_shows_each_retrievers_ranks(staff, tenant_a, add_document):
 
 def test_other_tenants_console_is_closed(staff, tenant_b):
     assert staff("admin", tenant_key="a").get(_base(tenant_b)).status_code in (403, 404)
+
+
+def test_editor_uploads_several_files_at_once_each_on_its_own(staff, tenant_a):
+    editor = staff("editor")
+    files = [
+        SimpleUploadedFile("billing.md", GUIDE.encode(), content_type="text/markdown"),
+        SimpleUploadedFile("virus.exe", b"MZ", content_type="application/x-msdownload"),
+        SimpleUploadedFile("notes.txt", b"Plain notes about refunds.", content_type="text/plain"),
+    ]
+    response = editor.post(
+        _base(tenant_a) + "add/",
+        {"file": files, "title": "ignored for several", "access_tags": "staff"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "<html" not in body  # the rows and the messages, swapped in place
+    assert 'id="document-rows"' in body and 'hx-trigger="every 2s"' in body
+    assert "billing.md" in body and "notes.txt" in body
+    assert "virus.exe: Unsupported media type" in body
+    assert 'id="upload-messages"' in body
+    with tenant_a.context():
+        stored = {d.title: d.access_tags for d in Document.objects.all()}
+    assert stored == {"billing.md": ["staff"], "notes.txt": ["staff"]}
+
+
+def test_document_list_filters_by_type(staff, tenant_a, add_document):
+    with tenant_a.context():
+        add_document(GUIDE, title="Markdown guide")
+        add_document("Plain words.", title="Plain note", media_type="text/plain")
+    page = staff("viewer").get(_base(tenant_a) + "?media_type=text/plain")
+    assert b"Plain note" in page.content and b"Markdown guide" not in page.content
+    assert b'<input type="file" name="file" multiple' not in page.content  # viewers: no upload
+    editor_page = staff("editor").get(_base(tenant_a))
+    assert b"multiple" in editor_page.content and b"upload-progress" in editor_page.content

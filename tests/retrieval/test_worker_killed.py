@@ -50,7 +50,7 @@ def test_killed_worker_is_retried_without_duplicate_chunks(fresh_tenant, celery_
     with schema_context(tenant.schema_name):
         assert services.recover_stalled_ingestions(now=later) == [(document.id, 1)]
     celery_worker()
-    done = wait_until(lambda: progress().status == "ready", timeout=120)
+    done = wait_until(lambda: progress().status == "ready", timeout=300)
     assert done, f"not finished: {progress().status} {progress().chunks_done}"
 
     with schema_context(tenant.schema_name):
