@@ -13,6 +13,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.params import int_query_param
 from gateway.errors import InvalidRequest, NotFound, PayloadTooLarge
 from jobs.idempotency import idempotent
 from retrieval import selectors, services
@@ -73,8 +74,8 @@ class DocumentListView(APIView):
         status = request.query_params.get("status") or None
         if status and status not in Document.Status.values:
             raise InvalidRequest(f"Unknown status {status!r}.", param="status")
-        limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
-        offset = _int_param(request, "offset", 0, 0, 10**9)
+        limit = int_query_param(request, "limit", 50, 1, MAX_PAGE)
+        offset = int_query_param(request, "offset", 0, 0, 10**9)
         queryset = selectors.documents(status=status)
         page = queryset[offset : offset + limit]
         return Response(
@@ -204,16 +205,3 @@ class SearchView(APIView):
                 "embedding_space": result.embedding_space,
             }
         )
-
-
-def _int_param(request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer.", param=name) from None
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name} must be between {low} and {high}.", param=name)
-    return value
