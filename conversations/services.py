@@ -216,7 +216,10 @@ def with_history(messages: list[dict], history: list[dict], *, position: int) ->
 def record_exchange(
     *, conversation: Conversation, user_text: str, answer_text: str, run_id: str
 ) -> None:
-    """Append a feature run's input and answer as the conversation's next two turns."""
+    """Append a feature run's input and answer as the conversation's next two turns (once per
+    run: a retried async job that already recorded its exchange records nothing more)."""
+    if run_id and conversation.turns.filter(run_id=run_id).exists():
+        return
     turns = [NewTurn(role=Turn.Role.USER, content=user_text[:MAX_TURN_CHARS], run_id=run_id)]
     if answer_text.strip():
         turns.append(

@@ -21,6 +21,8 @@ class Job(models.Model):
     input = models.JSONField(default=dict)
     end_user = models.CharField(max_length=256, blank=True)
     access_tags = models.JSONField(default=list)
+    conversation_id = models.CharField(max_length=64, blank=True)
+    cache_options = models.JSONField(default=dict)  # the caller's ``cache`` object
     api_key_id = models.BigIntegerField(null=True)
     api_key_prefix = models.CharField(max_length=24, blank=True)
     priority = models.CharField(max_length=12, default="interactive")

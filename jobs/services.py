@@ -47,6 +47,8 @@ def start_job(
     access_tags=None,
     priority: str = "interactive",
     webhook_url: str = "",
+    conversation_id: str = "",
+    cache_options: dict | None = None,
 ) -> Job:
     """Validate, store and enqueue an async run. Raises 400/404/429 before anything is queued."""
     feature = Feature.objects.filter(slug=slug).first()
@@ -58,6 +60,10 @@ def start_job(
     if deployment is None or deployment.active_version is None:
         raise NotFound(f"The feature {slug!r} has no published version.", param="slug")
     check_input(deployment.active_version.variables, data)
+    if conversation_id:
+        from conversations.services import conversation_for_run
+
+        conversation_for_run(conversation_id=conversation_id, end_user=end_user)
     in_flight = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).count()
     if in_flight >= settings.SWITCHBOARD_MAX_JOBS_IN_FLIGHT:
         raise RateLimited(
@@ -73,6 +79,8 @@ def start_job(
             input=data,
             end_user=end_user,
             access_tags=access_tags or [],
+            conversation_id=conversation_id or "",
+            cache_options=cache_options or {},
             api_key_id=getattr(key, "id", None),
             api_key_prefix=getattr(key, "prefix", ""),
             priority=priority,
@@ -190,6 +198,8 @@ def run_job(tenant, job_id) -> None:
             mode="async",
             access_tags=job.access_tags,
             call_id=job.call_id,
+            conversation_id=job.conversation_id or None,
+            cache_options=job.cache_options or None,
         )
     except SwitchboardError as exc:
         _finish(

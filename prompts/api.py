@@ -66,6 +66,7 @@ class FeatureRunView(APIView):
             request_id=request._request.request_id,
             key=request.auth,
             access_tags=data.get("access_tags"),
+            conversation_id=data.get("conversation_id"),
         )
         if data["mode"] == "async":
             from jobs.api import JobSerializer
@@ -79,6 +80,8 @@ class FeatureRunView(APIView):
                 key=request.auth,
                 access_tags=data.get("access_tags"),
                 webhook_url=data.get("webhook_url", ""),
+                conversation_id=data.get("conversation_id", ""),
+                cache_options=data.get("cache"),
             )
             body = JobSerializer(job).data
             return Response(

@@ -88,6 +88,12 @@ class ContextChunk:
     title: str = ""
 
 
+def user_turn(version, data: dict) -> str:
+    """The run's user turn as the model sees it, without the delimiters (what a conversation
+    stores as the user's message)."""
+    return substitute(version.user_template, check_input(version.variables, data))
+
+
 def render_messages(
     version, data: dict, *, context: list[ContextChunk] | None = None
 ) -> list[dict]:

@@ -18,7 +18,7 @@ from gateway.records import CallContext, RetrievedChunk
 from gateway.types import ChatRequest
 from prompts.contracts import OutputContract
 from prompts.models import Feature, PromptVersion
-from prompts.rendering import ContextChunk, render_messages
+from prompts.rendering import ContextChunk, render_messages, user_turn
 from prompts.services import Actor, choose_version
 
 
@@ -32,6 +32,8 @@ class PreparedRun:
     chunks: list[RetrievedChunk]
     context: list[ContextChunk]
     cache: CacheScope | None = None
+    conversation: Any = None  # conversations.models.Conversation the run continues
+    user_text: str = ""  # the run's user turn, stored in the conversation after the answer
 
 
 def retrieve_context(
@@ -107,12 +109,19 @@ def prepare_run(
 ) -> PreparedRun:
     """Everything before the model call (runs in the tenant's schema).
 
-    ``conversation_id`` scopes the answer cache to the conversation; ``cache_options`` is the
-    caller's ``cache`` object; ``use_cache=False`` leaves the cache out entirely (console test
-    runs and evaluations want the model's answer, not a stored one)."""
+    ``conversation_id`` continues a conversation of ``end_user``'s (404 for anyone else's): its
+    summary and recent turns go in after the instructions and few-shot examples, and the
+    cache is scoped to it. ``cache_options`` is the caller's ``cache`` object;
+    ``use_cache=False`` leaves the cache out entirely (console test runs and evaluations want
+    the model's answer, not a stored one)."""
     feature = Feature.objects.filter(slug=slug).first()
     if feature is None:
         raise NotFound(f"No feature {slug!r}.", param="slug", code="feature_not_found")
+    conversation = None
+    if conversation_id:
+        from conversations.services import conversation_for_run
+
+        conversation = conversation_for_run(conversation_id=conversation_id, end_user=end_user)
     if version is None:
         choice = choose_version(feature, end_user, salt)
         version, variant = choice.version, choice.variant
@@ -122,6 +131,13 @@ def prepare_run(
             tenant, feature, data if isinstance(data, dict) else {}, access_tags
         )
     messages = render_messages(version, data, context=context if feature.uses_retrieval else None)
+    user_text = ""
+    if conversation is not None:
+        from conversations.services import history_messages, with_history
+
+        history = history_messages(conversation=conversation)
+        messages = with_history(messages, history, position=1 + 2 * len(version.few_shot or []))
+        user_text = user_turn(version, data)
     params = version.params or {}
     contract = OutputContract.from_dict(version.contract, feature.slug)
     request = ChatRequest(
@@ -143,7 +159,40 @@ def prepare_run(
             conversation_id=conversation_id,
             options=cache_options,
         )
-    return PreparedRun(feature, version, variant, contract, request, chunks, context, cache)
+    return PreparedRun(
+        feature,
+        version,
+        variant,
+        contract,
+        request,
+        chunks,
+        context,
+        cache,
+        conversation=conversation,
+        user_text=user_text,
+    )
+
+
+def _answer_text(outcome: service.CallOutcome) -> str:
+    if outcome.parsed is not None and not isinstance(outcome.parsed, str):
+        return json.dumps(outcome.parsed, ensure_ascii=False)
+    return outcome.content or ""
+
+
+def record_in_conversation(run: PreparedRun, outcome: service.CallOutcome, tenant) -> None:
+    """After a run in a conversation: its input and answer become the next two turns. A
+    degraded answer is not the model's and is not remembered (the next run asks again)."""
+    if run.conversation is None or outcome.degraded:
+        return
+    from conversations.services import record_exchange
+
+    with schema_context(tenant.schema_name):
+        record_exchange(
+            conversation=run.conversation,
+            user_text=run.user_text,
+            answer_text=_answer_text(outcome),
+            run_id=outcome.record.call_id,
+        )
 
 
 def _context(
@@ -263,6 +312,7 @@ async def execute_run(
         postprocess=lambda parsed: drop_fabricated_citations(parsed, run),
         cache=run.cache,
     )
+    await sync_to_async(record_in_conversation)(run, outcome, tenant)
     return run, outcome
 
 
@@ -275,7 +325,11 @@ async def stream_run(
     request_id: str,
     key=None,
     access_tags: list[str] | None = None,
+    conversation_id: str | None = None,
 ):
+    """A streamed run. In a conversation, the streamed answer is remembered once the stream
+    completes (``done``); an interrupted stream leaves the conversation as it was."""
+
     def prepare():
         with schema_context(tenant.schema_name):
             return prepare_run(
@@ -285,6 +339,7 @@ async def stream_run(
                 end_user=end_user,
                 salt=request_id,
                 access_tags=access_tags,
+                conversation_id=conversation_id,
                 # Streaming runs skip the answer cache: a stored answer is not a stream.
                 use_cache=False,
             )
@@ -300,4 +355,27 @@ async def stream_run(
         retrieved_chunks=run.chunks,
         refuse_injection=run.feature.refuse_injection,
     )
-    return run, ctx, headers, events
+    if run.conversation is None:
+        return run, ctx, headers, events
+
+    async def remembered():
+        parts: list[str] = []
+        async for event in events:
+            if event["type"] == "delta":
+                parts.append(event["content"])
+            elif event["type"] == "done":
+                from conversations.services import record_exchange
+
+                def record():
+                    with schema_context(tenant.schema_name):
+                        record_exchange(
+                            conversation=run.conversation,
+                            user_text=run.user_text,
+                            answer_text="".join(parts),
+                            run_id=ctx.call_id,
+                        )
+
+                await sync_to_async(record)()
+            yield event
+
+    return run, ctx, headers, remembered()

@@ -31,6 +31,12 @@ class RunRequestSerializer(serializers.Serializer):
     )
     webhook_url = serializers.URLField(required=False)
     cache = CacheOptionsSerializer(required=False)
+    conversation_id = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="Continue this conversation of the end user's (send `user`): its summary and "
+        "recent turns go into the prompt, and the input and answer are appended to it.",
+    )
 
     def validate_input(self, value):
         if not isinstance(value, dict):
