@@ -36,6 +36,8 @@ class UsageRecord(models.Model):
     status = models.CharField(max_length=12)
     error_type = models.CharField(max_length=60, blank=True)
     http_status = models.PositiveSmallIntegerField(default=200)
+    # [{"document_id", "chunk_id", "score"}] for retrieval features, in rank order
+    retrieved_chunks = models.JSONField(default=list)
 
     class Meta:
         indexes = [

@@ -502,6 +502,10 @@ def _usage_row(record: CallRecord) -> UsageRecord:
         status=record.status,
         error_type=record.error_type,
         http_status=record.http_status,
+        retrieved_chunks=[
+            {"document_id": c.document_id, "chunk_id": c.chunk_id, "score": round(c.score, 6)}
+            for c in record.retrieved_chunks
+        ],
     )
 
 

@@ -188,11 +188,6 @@ def test_retrieved_chunk_ids_and_scores_are_in_the_audit_record(
     assert scores == sorted(scores, reverse=True) and scores[0] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="usage.UsageRecord has no field for the retrieved chunks: usage/services.py "
-    "record_usage drops CallRecord.retrieved_chunks (outside retrieval's files)",
-)
 def test_retrieved_chunk_ids_and_scores_are_in_the_usage_record(
     grounded, asgi_server, simulator, add_document
 ):
@@ -204,8 +199,9 @@ def test_retrieved_chunk_ids_and_scores_are_in_the_usage_record(
     _audit(tenant, call_id)  # the records are written together
     with tenant.context():
         usage = UsageRecord.objects.get(call_id=call_id)
-    stored = getattr(usage, "retrieved_chunks", None)
+    stored = usage.retrieved_chunks
     assert stored and stored[0]["chunk_id"] == int(ref[1:]) and stored[0]["score"] > 0
+    assert stored[0]["document_id"] == document.id
 
 
 def test_tenant_b_feature_run_never_gets_tenant_a_chunks(
