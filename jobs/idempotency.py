@@ -14,6 +14,7 @@ import json
 from datetime import timedelta
 from functools import wraps
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.response import Response
@@ -24,10 +25,26 @@ from jobs.models import IdempotencyKey
 WINDOW = timedelta(hours=24)
 
 
+def _file_digest(upload: UploadedFile) -> str:
+    """An uploaded file by its bytes, not its name: two files of one name are two requests."""
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return f"file {upload.name or ''} {upload.size} sha256:{digest.hexdigest()}"
+
+
+def _canonical(value):
+    if isinstance(value, UploadedFile):
+        return _file_digest(value)
+    if hasattr(value, "lists"):  # a QueryDict (forms, multipart): every value of every field
+        return {name: [_canonical(v) for v in values] for name, values in value.lists()}
+    return value
+
+
 def _body_hash(request) -> str:
-    return hashlib.sha256(
-        json.dumps(request.data, sort_keys=True, default=str).encode()
-    ).hexdigest()
+    canonical = _canonical(request.data)
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def idempotent(view_method):

@@ -27,7 +27,6 @@ from retrieval.serializers import (
     SearchRequestSerializer,
     SearchResponseSerializer,
 )
-from retrieval.uploads import use_digest_upload_handlers
 
 MAX_PAGE = 100
 
@@ -51,8 +50,6 @@ class DocumentListView(APIView):
     def initial(self, request, *args, **kwargs):
         if request.method != "POST":
             return super().initial(request, *args, **kwargs)
-        # Before anything reads the body: files must carry their digest for Idempotency-Key.
-        use_digest_upload_handlers(request._request)
         super().initial(request, *args, **kwargs)
         # Parsed here, once authenticated, so a body over the limit is a 413 also when the
         # Idempotency-Key check is the first to read it.
