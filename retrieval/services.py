@@ -308,7 +308,7 @@ def ingest_document(
         )
     )
     missing = [(ordinal, d) for ordinal, d in enumerate(drafts) if ordinal not in stored]
-    embedder = embedder or get_embedder(tenant=tenant)
+    embedder = embedder or get_embedder(tenant=tenant, record_local=True)
     space: str | None = embedder.name
     for batch in _batched(missing, max(1, batch_size)):
         vectors: list[list[float]] | list[None] = [None] * len(batch)
@@ -426,7 +426,7 @@ def reembed_documents(*, embedder: Embedder | None = None, batch_size: int = 64)
     """
     from retrieval.selectors import chunks_outside_space
 
-    embedder = embedder or get_embedder(tenant=current_tenant())
+    embedder = embedder or get_embedder(tenant=current_tenant(), record_local=True)
     count = 0
     while True:
         batch = list(chunks_outside_space(embedder.name).select_related("document")[:batch_size])

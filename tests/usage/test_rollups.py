@@ -79,7 +79,9 @@ def test_dashboard_figures_equal_the_sums_of_the_records(tenant_a):
         # Hourly rows equal the records of their hour, boundaries included.
         rows = {
             (r.hour, r.feature, r.alias, r.deployment): (r.calls, r.input_tokens, r.cost)
-            for r in UsageHourly.objects.filter(hour__gte=FIRST_HOUR)
+            for r in UsageHourly.objects.filter(
+                hour__gte=FIRST_HOUR, hour__lt=FIRST_HOUR + timedelta(days=3)
+            )
         }
         assert rows == expected_hourly(BEFORE, AFTER)
 

@@ -37,7 +37,7 @@ class Command(BaseCommand):
             with schema_context(row.schema_name):
                 try:
                     count = services.reembed_documents(
-                        embedder=get_embedder(tenant=row), batch_size=batch_size
+                        embedder=get_embedder(tenant=row, record_local=True), batch_size=batch_size
                     )
                 except EmbedderUnavailable as exc:
                     raise CommandError(f"{row.slug}: the embedder is unavailable: {exc}") from exc
