@@ -463,7 +463,8 @@ async def execute_chat(
             record.fallback_used = True
             record.error_type = exc.type
             record.error_code = exc.code
-            record.raw_output = answer if isinstance(answer, str) else ""
+            # An extractive answer quotes the tenant's documents: stored redacted, like outputs.
+            record.raw_output = redact_for_storage(answer) if isinstance(answer, str) else ""
             record.parsed_output = None if isinstance(answer, str) else answer
             headers["X-Switchboard-Degraded"] = "true"
             return CallOutcome(

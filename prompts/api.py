@@ -19,6 +19,8 @@ def run_payload(run, outcome) -> dict:
     record = outcome.record
     output = outcome.parsed if outcome.parsed is not None else outcome.content
     citations = output.get("citations", []) if isinstance(output, dict) else []
+    if outcome.degraded and not citations:
+        citations = run.extractive_citations  # the passages the extractive answer quotes
     return {
         "id": record.call_id,
         "feature": run.feature.slug,

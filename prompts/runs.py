@@ -5,7 +5,7 @@ validates the contract and records the run."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -33,6 +33,7 @@ class PreparedRun:
     context: list[ContextChunk]
     cache: CacheScope | None = None
     conversation: Any = None  # conversations.models.Conversation the run continues
+    extractive_citations: list[str] = field(default_factory=list)  # the degraded answer's
     user_text: str = ""  # the run's user turn, stored in the conversation after the answer
 
 
@@ -233,6 +234,7 @@ def _extractive_answer(run: PreparedRun) -> str:
     if not run.context:
         return run.feature.degraded_text
     lines = [run.feature.degraded_text, ""]
+    run.extractive_citations = [chunk.id for chunk in run.context[:3]]
     for chunk in run.context[:3]:
         lines.append(f"[{chunk.id}] {chunk.title}: {chunk.text[:400]}")
     return "\n".join(lines)

@@ -160,8 +160,10 @@ def test_outage_gives_an_extractive_answer_with_sources_marked_degraded(
     assert output.startswith(degraded_text)
     # The best passage, with its source: chunk id and document title with heading path.
     assert f"[{ref}] Exports › Exporting data: Export every project as a CSV file" in output
+    assert body["citations"] == [ref]  # the passages it quotes
     record = _audit(tenant, body["id"])
     assert record.status == "degraded"
+    assert record.raw_output.startswith(degraded_text)
     assert [c["chunk_id"] for c in record.retrieved_chunks] == [int(ref[1:])]
 
 
