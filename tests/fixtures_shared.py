@@ -82,8 +82,8 @@ def worker_process(transactional_db, settings):
             SWITCHBOARD_MODELS_FILE=str(settings.SWITCHBOARD_MODELS_FILE),
             SWITCHBOARD_RETRY_BASE_SECONDS=str(settings.SWITCHBOARD_RETRY_BASE_SECONDS),
             LOG_LEVEL="WARNING",
-            **extra_env,
         )
+        env.update(extra_env)
         command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo"]
         command += ["-Q", "interactive,bulk", "--without-heartbeat", "--without-gossip"]
         proc = subprocess.Popen(

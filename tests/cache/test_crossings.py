@@ -151,20 +151,27 @@ def _run_in(tenant, slug: str, conversation_id: str | None, question: str = QUES
 
 def test_an_entry_made_in_a_conversation_stays_in_it(make_feature, tenant_a, provider_calls):
     from cache.services import purge_conversation
+    from conversations.services import create_conversation
 
     slug = make_feature().slug
-    assert _run_in(tenant_a, slug, "conv-1").cached is False
-    assert _run_in(tenant_a, slug, "conv-1").cached is True
-    assert _run_in(tenant_a, slug, "conv-1", "How can I reset my password?").cached is True
-    assert _run_in(tenant_a, slug, "conv-2").cached is False
+    with tenant_a.context():
+        c1, c2, c3 = (create_conversation(end_user="carol").pk for _ in range(3))
+    # Each new conversation's first run sends exactly the same prompt (no history yet), so only
+    # the conversation in the cache scope keeps one conversation's answer out of another.
+    assert _run_in(tenant_a, slug, c1).cached is False
+    assert _run_in(tenant_a, slug, c2).cached is False
     assert _run_in(tenant_a, slug, None).cached is False
     assert provider_calls() == 3
-    # and an answer made outside any conversation is not served inside one
+    # An answer made outside any conversation is served outside (same prompt, same scope)…
     assert _run_in(tenant_a, slug, None).cached is True
-    assert _run_in(tenant_a, slug, "conv-3").cached is False
+    # …but not inside one.
+    assert _run_in(tenant_a, slug, c3).cached is False
+    # Inside a conversation the history is part of the prompt: the same question after an
+    # exchange is a new request, not a replay of the first answer.
+    assert _run_in(tenant_a, slug, c1).cached is False
 
     with tenant_a.context():
-        assert purge_conversation(conversation_id="conv-1") == 1
-        assert purge_conversation(conversation_id="conv-1") == 0
-    assert {e.conversation_id for e in entries(tenant_a, slug)} == {"conv-2", None, "conv-3"}
-    assert _run_in(tenant_a, slug, "conv-1").cached is False
+        assert purge_conversation(conversation_id=c1) == 2
+        assert purge_conversation(conversation_id=c1) == 0
+    assert {e.conversation_id for e in entries(tenant_a, slug)} == {c2, None, c3}
+    assert _run_in(tenant_a, slug, c1).cached is False

@@ -10,7 +10,7 @@ import pytest
 from audit.models import AuditRecord
 from jobs.models import Job
 from prompts.models import Feature
-from tests.jobs.conftest import wait_until
+from tests.fixtures_shared import wait_until
 from usage.models import BudgetCounter, UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)

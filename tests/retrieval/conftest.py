@@ -55,62 +55,9 @@ def add_document():
 
 
 @pytest.fixture
-def celery_worker(transactional_db):
-    """Factory for real Celery worker processes (queue "bulk") on the test database and this
-    test process's own embedded broker folder; each is SIGKILLed at the end of the test."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from django.conf import settings
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}",
-        SWITCHBOARD_ENV="local",
-        LOG_LEVEL="WARNING",
-    )
-    inbox = settings.EMBEDDED_BROKER_DIR / "in"
-    for message in inbox.glob("*") if inbox.is_dir() else []:
-        message.unlink(missing_ok=True)
-    started: list[subprocess.Popen] = []
-    root = Path(__file__).resolve().parent.parent.parent
-
-    def start() -> subprocess.Popen:
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo"]
-        command += ["-Q", "bulk", "--without-heartbeat", "--without-gossip", "--without-mingle"]
-        proc = subprocess.Popen(
-            [*command, "--loglevel", "WARNING"],
-            cwd=root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.environ.get("SWITCHBOARD_TEST_WORKER_LOG", os.devnull), "ab"),
-        )
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1):
-    """Poll ``predicate`` until it returns something truthy (returned) or time runs out."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
+def celery_worker(worker_process):
+    """Factory for real Celery worker processes on the test database (see ``worker_process``)."""
+    return worker_process
 
 
 @pytest.fixture

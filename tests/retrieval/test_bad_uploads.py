@@ -9,8 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tenants.utils import schema_context
 
 from retrieval.models import Chunk, Document
-
-from .conftest import wait_until
+from tests.fixtures_shared import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,7 @@ from django_tenants.utils import schema_context
 from retrieval import services
 from retrieval.models import Chunk, Document
 from retrieval.tasks import ingest_document
-
-from .conftest import wait_until
+from tests.fixtures_shared import wait_until
 
 pytestmark = pytest.mark.slow
 
