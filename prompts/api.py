@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gateway.errors import InvalidRequest
 from jobs.idempotency import idempotent
 from prompts.runs import execute_run, stream_run
 from prompts.serializers import RunRequestSerializer, RunSerializer
@@ -41,6 +42,23 @@ def run_payload(run, outcome) -> dict:
     }
 
 
+def run_mode(slug: str, asked: str | None) -> str:
+    """The mode a run takes: an async-only feature's runs are jobs."""
+    from prompts.models import Feature
+
+    async_only = Feature.objects.filter(slug=slug).values_list("async_only", flat=True).first()
+    if not async_only:
+        return asked or "sync"
+    if asked not in (None, "async"):
+        raise InvalidRequest(
+            f'The feature {slug!r} runs async only: leave mode out or send "async", then '
+            "follow the job.",
+            param="mode",
+            code="feature_async_only",
+        )
+    return "async"
+
+
 class FeatureRunView(APIView):
     required_scope = "inference"
 
@@ -60,6 +78,7 @@ class FeatureRunView(APIView):
         body = RunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        data["mode"] = run_mode(slug, data.get("mode"))
         common = dict(
             tenant=request.tenant,
             slug=slug,

@@ -152,3 +152,10 @@ class CachePolicyForm(forms.ModelForm):
 
     def policy(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class RunModeForm(forms.Form):
+    async_only = forms.BooleanField(
+        required=False, label="Async only (runs answer 202 with a job; sync and stream are refused)"
+    )
+    reason = forms.CharField(required=False, max_length=500)

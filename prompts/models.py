@@ -26,6 +26,8 @@ class Feature(models.Model):
         default="This answer is temporarily unavailable. Please try again in a few minutes."
     )
     refuse_injection = models.BooleanField(default=False)
+    # Long work: runs answer 202 with a job (a run that asks for sync or stream is a 400).
+    async_only = models.BooleanField(default=False)
     default_version = models.CharField(max_length=20, blank=True)  # semver of the shipped file
     # The answer cache (cache app): policy, and a generation that publish, rollback, a split
     # and a policy change advance, so an answer computed before them is never stored under
@@ -114,6 +116,7 @@ class ChangeLogEntry(models.Model):
         SPLIT = "split", "Traffic split"
         DEFAULT = "default", "Shipped default loaded"
         CACHE = "cache", "Cache policy"
+        RUN_MODE = "run_mode", "Run mode"
 
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="changes")
     action = models.CharField(max_length=10, choices=Action.choices)

@@ -25,7 +25,12 @@ class RunRequestSerializer(serializers.Serializer):
         help_text="Your end user's id (A/B arms stick to it; limits "
         "and usage are attributed to it).",
     )
-    mode = serializers.ChoiceField(choices=["sync", "stream", "async"], default="sync")
+    mode = serializers.ChoiceField(
+        choices=["sync", "stream", "async"],
+        required=False,
+        help_text="sync (the default), stream, or async; an async-only feature runs async "
+        "when mode is left out, and refuses sync and stream.",
+    )
     access_tags = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=50
     )

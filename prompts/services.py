@@ -283,6 +283,27 @@ def set_cache_policy(*, feature: Feature, actor: Actor, reason: str = "", **poli
     return feature
 
 
+def set_async_only(
+    *, feature: Feature, async_only: bool, actor: Actor, reason: str = ""
+) -> Feature:
+    """Make the feature's runs async-only (202 with a job) or not; effective on the next run."""
+    with transaction.atomic():
+        feature = Feature.objects.select_for_update().get(pk=feature.pk)
+        before = {"async_only": feature.async_only}
+        feature.async_only = bool(async_only)
+        feature.save(update_fields=["async_only"])
+        ChangeLogEntry.objects.create(
+            feature=feature,
+            action=ChangeLogEntry.Action.RUN_MODE,
+            before=before,
+            after={"async_only": feature.async_only},
+            actor_id=actor.id,
+            actor_name=actor.name,
+            reason=reason,
+        )
+    return feature
+
+
 # --- shipped defaults ---------------------------------------------------------------------------
 
 
@@ -318,6 +339,7 @@ def load_defaults() -> list[str]:
                     "model_alias": spec.get("model_alias", "fast"),
                     "uses_retrieval": bool(spec.get("uses_retrieval")),
                     "allow_degraded": bool(spec.get("allow_degraded", True)),
+                    "async_only": bool(spec.get("async_only", False)),
                     "degraded_text": spec.get("degraded_text")
                     or Feature._meta.get_field("degraded_text").default,
                 },

@@ -43,5 +43,6 @@ urlpatterns = [
     path(base + "<slug:feature_slug>/rollback/", views.rollback, name="rollback"),
     path(base + "<slug:feature_slug>/split/", views.set_split, name="split"),
     path(base + "<slug:feature_slug>/cache/", views.cache_policy, name="cache_policy"),
+    path(base + "<slug:feature_slug>/run-mode/", views.run_mode, name="run_mode"),
     path(base + "<slug:feature_slug>/diff/", views.diff, name="diff"),
 ]

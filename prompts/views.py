@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from gateway.errors import SwitchboardError
 from prompts import evaluation, selectors, services
-from prompts.forms import CachePolicyForm, EvalCaseForm, SplitForm, VersionForm
+from prompts.forms import CachePolicyForm, EvalCaseForm, RunModeForm, SplitForm, VersionForm
 from prompts.models import EvalCase, EvalRun, Feature, PromptVersion
 from prompts.rendering import ContextChunk, render_messages
 from prompts.runs import execute_run
@@ -51,6 +51,7 @@ def feature_detail(request, feature_slug: str):
         "can_edit": request.role in EDIT_ROLES,
         "split_form": SplitForm(feature=feature),
         "cache_form": CachePolicyForm(instance=feature),
+        "run_mode_form": RunModeForm(initial={"async_only": feature.async_only}),
     }
     return render(request, "prompts/feature_detail.html", context)
 
@@ -73,6 +74,23 @@ def cache_policy(request, feature_slug: str):
         messages.success(request, "Cache policy saved; the feature's cached answers were dropped.")
     except SwitchboardError as exc:
         messages.error(request, exc.message)
+    return redirect("prompts:feature_detail", slug=request.tenant.slug, feature_slug=feature.slug)
+
+
+@tenant_view(*EDIT_ROLES)
+@require_POST
+def run_mode(request, feature_slug: str):
+    """Whether the feature's runs are async only (effective on the next run)."""
+    feature = get_object_or_404(Feature, slug=feature_slug)
+    form = RunModeForm(request.POST)
+    form.is_valid()  # a checkbox and a free-text reason: nothing to refuse
+    services.set_async_only(
+        feature=feature,
+        async_only=form.cleaned_data.get("async_only", False),
+        actor=_actor(request),
+        reason=form.cleaned_data.get("reason", ""),
+    )
+    messages.success(request, "Run mode saved.")
     return redirect("prompts:feature_detail", slug=request.tenant.slug, feature_slug=feature.slug)
 
 
