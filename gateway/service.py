@@ -523,13 +523,17 @@ async def stream_chat(
     contract: Any = None,
     retrieved_chunks: Sequence[RetrievedChunk] = (),
     refuse_injection: bool = False,
+    degraded_answer: Callable[[], str] | None = None,
 ) -> tuple[dict[str, str], AsyncIterator[dict]]:
     """Admit a streaming call, then return (headers, events).
 
     Refusals (bad input, limits, unknown model) raise here, before any byte is sent, so the view
     answers them with a normal JSON error. Events: ``{"type": "delta", "content": str}`` as
-    tokens arrive, then ``{"type": "done", "finish_reason", "usage", "deployment"}`` or, when the
-    provider fails after the first token, ``{"type": "error", "error": {...}}``.
+    tokens arrive, then ``{"type": "done", "finish_reason", "usage", "deployment", "cost"}`` or,
+    when the provider fails after the first token, ``{"type": "error", "error": {...}}``. When
+    every deployment fails before the first token and the call allows it
+    (``ctx.allow_degraded``), the degraded answer (``degraded_answer()`` or the feature's text)
+    is sent as the stream instead, ending with ``done`` with ``"degraded": true``.
     """
     started = time.perf_counter()
     record = CallRecord.start(ctx)
@@ -589,12 +593,32 @@ async def stream_chat(
                             "completion_tokens": result.output_tokens,
                             "total_tokens": result.input_tokens + result.output_tokens,
                         },
+                        "cost": format(record.cost, "f"),
                     }
         except errors.SwitchboardError as exc:
             _fail(record, exc)
             if isinstance(exc, errors.StreamInterrupted):
                 record.status = "interrupted"
             _apply_attempts(record, getattr(exc, "attempts", []) or [])
+            if not raw_parts and ctx.allow_degraded and isinstance(exc, errors.UpstreamUnavailable):
+                # Nothing was sent yet: the caller gets the degraded answer, quietly worse.
+                answer = degraded_answer() if degraded_answer else ctx.degraded_text
+                record.degraded = True
+                record.status = "degraded"
+                record.fallback_used = True
+                record.http_status = 200
+                raw_parts.append(answer)
+                yield {"type": "delta", "content": answer}
+                yield {
+                    "type": "done",
+                    "finish_reason": "degraded",
+                    "degraded": True,
+                    "deployment": "",
+                    "model": "",
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    "cost": "0",
+                }
+                return
             yield {
                 "type": "error",
                 "error": {
@@ -606,6 +630,7 @@ async def stream_chat(
             }
         finally:
             text = "".join(raw_parts)
+            # (a degraded answer holds no placeholders; restoring it changes nothing)
             record.raw_output = redact_for_storage(vault.restore(text))
             if contract is not None and record.status == "ok":
                 parsed, problem = contract.validate(text)

@@ -5,6 +5,7 @@ validates the contract and records the run."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,25 +277,20 @@ async def execute_run(
     ``call_id`` fixes the run id (async jobs: every attempt is the same call, charged once).
     ``conversation_id`` and ``cache_options`` scope and tighten the answer cache; console runs
     (``mode="console"``) never use it."""
-
-    def prepare():
-        with schema_context(tenant.schema_name):
-            return prepare_run(
-                tenant=tenant,
-                slug=slug,
-                data=data,
-                end_user=end_user,
-                salt=request_id,
-                version=version,
-                variant=variant,
-                access_tags=access_tags,
-                conversation_id=conversation_id,
-                cache_options=cache_options,
-                use_cache=mode != "console",
-            )
-
-    run = await sync_to_async(prepare)()
-    ctx = _context(
+    run = await _prepare(
+        tenant=tenant,
+        slug=slug,
+        data=data,
+        end_user=end_user,
+        salt=request_id,
+        version=version,
+        variant=variant,
+        access_tags=access_tags,
+        conversation_id=conversation_id,
+        cache_options=cache_options,
+        use_cache=mode != "console",
+    )
+    outcome = await _execute_prepared(
         run,
         tenant=tenant,
         request_id=request_id,
@@ -304,18 +300,35 @@ async def execute_run(
         staff=staff,
         call_id=call_id,
     )
+    return run, outcome
+
+
+async def _prepare(*, tenant, **kwargs) -> PreparedRun:
+    def prepare():
+        with schema_context(tenant.schema_name):
+            return prepare_run(tenant=tenant, **kwargs)
+
+    return await sync_to_async(prepare)()
+
+
+async def _execute_prepared(run: PreparedRun, *, tenant, **context) -> service.CallOutcome:
+    ctx = _context(run, tenant=tenant, **context)
     outcome = await service.execute_chat(
         ctx,
         run.request,
         contract=run.contract if run.contract.kind != "text" else None,
         retrieved_chunks=run.chunks,
         refuse_injection=run.feature.refuse_injection,
-        degraded_answer=(lambda: _extractive_answer(run)) if run.feature.uses_retrieval else None,
+        degraded_answer=_degraded_answer(run),
         postprocess=lambda parsed: drop_fabricated_citations(parsed, run),
         cache=run.cache,
     )
     await sync_to_async(record_in_conversation)(run, outcome, tenant)
-    return run, outcome
+    return outcome
+
+
+def _degraded_answer(run: PreparedRun):
+    return (lambda: _extractive_answer(run)) if run.feature.uses_retrieval else None
 
 
 async def stream_run(
@@ -331,41 +344,42 @@ async def stream_run(
 ):
     """A streamed run. In a conversation, the streamed answer is remembered once the stream
     completes (``done``); an interrupted stream leaves the conversation as it was."""
-
-    def prepare():
-        with schema_context(tenant.schema_name):
-            return prepare_run(
-                tenant=tenant,
-                slug=slug,
-                data=data,
-                end_user=end_user,
-                salt=request_id,
-                access_tags=access_tags,
-                conversation_id=conversation_id,
-                # Streaming runs skip the answer cache: a stored answer is not a stream.
-                use_cache=False,
-            )
-
-    run = await sync_to_async(prepare)()
-    ctx = _context(
+    run = await _prepare(
+        tenant=tenant,
+        slug=slug,
+        data=data,
+        end_user=end_user,
+        salt=request_id,
+        access_tags=access_tags,
+        conversation_id=conversation_id,
+        # Streaming runs skip the answer cache: a stored answer is not a stream.
+        use_cache=False,
+    )
+    ctx, headers, events = await _stream_prepared(
         run, tenant=tenant, request_id=request_id, key=key, end_user=end_user, mode="stream"
     )
+    return run, ctx, headers, events
+
+
+async def _stream_prepared(run: PreparedRun, *, tenant, **context):
+    ctx = _context(run, tenant=tenant, **context)
     headers, events = await service.stream_chat(
         ctx,
         run.request,
         contract=run.contract if run.contract.kind != "text" else None,
         retrieved_chunks=run.chunks,
         refuse_injection=run.feature.refuse_injection,
+        degraded_answer=_degraded_answer(run),
     )
     if run.conversation is None:
-        return run, ctx, headers, events
+        return ctx, headers, events
 
     async def remembered():
         parts: list[str] = []
         async for event in events:
             if event["type"] == "delta":
                 parts.append(event["content"])
-            elif event["type"] == "done":
+            elif event["type"] == "done" and not event.get("degraded"):
                 from conversations.services import record_exchange
 
                 def record():
@@ -380,4 +394,75 @@ async def stream_run(
                 await sync_to_async(record)()
             yield event
 
-    return run, ctx, headers, remembered()
+    return ctx, headers, remembered()
+
+
+async def execute_run_streaming(
+    *,
+    tenant,
+    slug: str,
+    data: Any,
+    end_user: str,
+    request_id: str,
+    key,
+    call_id: str,
+    on_delta: Callable[[str], Awaitable[None]],
+    access_tags: list[str] | None = None,
+    conversation_id: str | None = None,
+    cache_options: dict | None = None,
+) -> tuple[PreparedRun, dict]:
+    """An async job's run, with its tokens passed to ``on_delta`` as they arrive: for a
+    free-text feature the answer cache cannot serve. A structured output is validated before
+    anything of it reaches anyone, and a cacheable run may be served from the cache, so those
+    run whole (the same path as a sync run) and ``on_delta`` is not called. Returns the run and
+    the run's payload (as ``prompts.api.run_payload`` builds it). Raises ``SwitchboardError``
+    for refusals and for a stream that broke after its first token."""
+    from gateway.errors import StreamInterrupted, UpstreamUnavailable
+    from prompts.api import run_payload
+
+    run = await _prepare(
+        tenant=tenant,
+        slug=slug,
+        data=data,
+        end_user=end_user,
+        salt=request_id,
+        access_tags=access_tags,
+        conversation_id=conversation_id,
+        cache_options=cache_options,
+    )
+    context = dict(request_id=request_id, key=key, end_user=end_user, mode="async")
+    if run.contract.kind != "text" or run.cache is not None:
+        outcome = await _execute_prepared(run, tenant=tenant, call_id=call_id, **context)
+        return run, run_payload(run, outcome)
+    ctx, _, events = await _stream_prepared(run, tenant=tenant, call_id=call_id, **context)
+    parts: list[str] = []
+    async for event in events:
+        if event["type"] == "delta":
+            parts.append(event["content"])
+            await on_delta(event["content"])
+        elif event["type"] == "error":
+            error = event["error"]
+            kind = StreamInterrupted if parts else UpstreamUnavailable
+            raise kind(error["message"], code=error["code"])
+        elif event["type"] == "done":
+            usage = event["usage"]
+            degraded = bool(event.get("degraded"))
+            return run, {
+                "id": ctx.call_id,
+                "feature": run.feature.slug,
+                "output": "".join(parts),
+                "prompt_version": run.version.label,
+                "variant": run.variant,
+                "model": run.feature.model_alias,
+                "deployment": event["deployment"],
+                "usage": {
+                    "input_tokens": usage["prompt_tokens"],
+                    "output_tokens": usage["completion_tokens"],
+                    "cost": event["cost"],
+                },
+                "citations": list(run.extractive_citations) if degraded else [],
+                "cached": False,
+                "degraded": degraded,
+                "flags": [],
+            }
+    raise UpstreamUnavailable("The stream ended without an answer.")
