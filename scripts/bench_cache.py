@@ -237,6 +237,31 @@ def prepare(entries: int) -> tuple[object, str, object]:
     return tenant, key, texts
 
 
+def _stage_timers() -> dict[str, list[float]]:
+    """Wrap the lookup's stages to time each one (the bench's own instrumentation)."""
+    from cache import selectors, services
+
+    spent: dict[str, list[float]] = {}
+
+    def timed(owner, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent.setdefault(label, []).append((time.perf_counter() - start) * 1000)
+
+        setattr(owner, name, wrapper)
+
+    timed(selectors, "exact_entry", "exact query")
+    timed(services, "_embed", "embed the input")
+    timed(selectors, "nearest_entry", "nearest-entry query")
+    timed(services, "_usable", "source check")
+    return spent
+
+
 def bench_lookup(tenant, texts: list[str], n: int) -> None:
     from django.db import connection
     from django_tenants.utils import schema_context
@@ -249,8 +274,10 @@ def bench_lookup(tenant, texts: list[str], n: int) -> None:
     deployments = resolve_deployments(tenant, "fast")
     sample = random.Random(7).sample(texts, min(n, len(texts)))
     with schema_context(tenant.schema_name):
+        spent = _stage_timers()
         for label, make in (("exact", lambda q: q), ("semantic", paraphrase)):
             samples, hits = [], 0
+            spent.clear()
             for question in sample:
                 run = prepare_run(
                     tenant=tenant, slug=FEATURE, data={"question": make(question)}, end_user=""
@@ -268,6 +295,8 @@ def bench_lookup(tenant, texts: list[str], n: int) -> None:
             print(
                 f"  lookup alone, {label:8} hit: {percentiles(samples)}  hits {hits}/{len(sample)}"
             )
+            for stage, times in spent.items():
+                print(f"      {stage:20} {percentiles(times)}")
         with connection.cursor() as cursor:
             cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
             print("  pgvector", cursor.fetchone()[0])
