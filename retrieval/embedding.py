@@ -87,11 +87,14 @@ class ProviderEmbedder:
 
 
 class RecordedLocalEmbedder:
-    """The in-process embedder, attributed: every call becomes a usage and audit record of the
-    tenant's (feature ``retrieval``, endpoint ``embeddings``, provider ``local``, tokens
-    counted with tiktoken, cost 0), written with the gateway's recorder, so it shows in the
-    dashboards and counts against token budgets. The texts never leave the process, so they
-    are not copied into the audit record (the run or document they came from is recorded)."""
+    """The in-process embedder, attributed and limited like a provider call: each batch is
+    admitted against the tenant's limits (rate limits and token budgets; no cost), then
+    recorded as a usage and audit record of the tenant's (feature ``retrieval``, endpoint
+    ``embeddings``, provider ``local``, tokens counted with tiktoken), so it shows in the
+    dashboards and counts against the budgets. A refused batch raises ``EmbedderUnavailable``:
+    the chunks are stored for full-text search and ``reembed_documents`` fills their vectors in
+    later. The texts never leave the process, so they are not copied into the audit record (the
+    document they came from is the tenant's)."""
 
     def __init__(self, inner: Embedder, tenant: Any | None = None) -> None:
         self._inner = inner
@@ -100,26 +103,15 @@ class RecordedLocalEmbedder:
         self.dimensions = inner.dimensions
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        started = time.perf_counter()
-        vectors = self._inner.embed(texts)
-        elapsed = round((time.perf_counter() - started) * 1000, 3)
-        try:
-            self._record(texts, elapsed)
-        except Exception:
-            # Attribution must never break a search or an ingestion.
-            logger.exception("recording a local embedding call failed")
-        return vectors
+        from decimal import Decimal
 
-    def _record(self, texts: list[str], elapsed_ms: float) -> None:
-        from django.db import connection
-
-        from gateway.metrics import observe_call
-        from gateway.recorder import persist
+        from gateway.errors import SwitchboardError
         from gateway.records import CallContext, CallRecord
         from retrieval.tokens import count_tokens
+        from usage.services import admit
 
+        if not texts:
+            return []
         tenant = self._tenant or current_tenant()
         ctx = CallContext(
             tenant=tenant,
@@ -133,18 +125,69 @@ class RecordedLocalEmbedder:
         record.provider = "local"
         record.provider_model = self.name.removeprefix("local:")
         record.input_tokens = sum(count_tokens(t) for t in texts)
-        record.latency_ms = {"provider": elapsed_ms, "total": elapsed_ms}
-        observe_call(record, tenant.slug)
-        # Written inline, on this connection: document work runs in workers (no caller waits),
-        # and a record inside the ingestion's transaction shares its fate.
-        schema = tenant.schema_name
-        if connection.schema_name == schema:
-            persist(record)
-        else:
-            from django_tenants.utils import schema_context
+        started = time.perf_counter()
+        try:
+            admission = admit(
+                tenant=tenant,
+                api_key_id=None,
+                end_user="",
+                feature=ctx.feature,
+                call_id=ctx.call_id,
+                request_id=ctx.request_id,
+                estimated_tokens=record.input_tokens,
+                max_cost=Decimal(0),
+            )
+            record.reservation_id = admission.reservation_id
+            vectors = self._inner.embed(texts)
+        except SwitchboardError as exc:
+            self._failed(record, started, tenant, status="refused", exc=exc)
+            raise EmbedderUnavailable(
+                f"the tenant's limits refuse embedding: {exc.message}"
+            ) from exc
+        except Exception as exc:
+            self._failed(record, started, tenant, status="failed", exc=exc)
+            raise
+        record.latency_ms = {"provider": _elapsed(started), "total": _elapsed(started)}
+        self._write(record, tenant)
+        return vectors
 
-            with schema_context(schema):
+    def _failed(self, record, started: float, tenant, *, status: str, exc: Exception) -> None:
+        from gateway.errors import SwitchboardError
+
+        record.status = status
+        record.input_tokens = 0  # nothing was embedded
+        if isinstance(exc, SwitchboardError):
+            record.error_type, record.error_code = exc.type, exc.code or ""
+            record.error_message, record.http_status = exc.message[:500], exc.status
+        else:
+            record.error_type, record.http_status = "embedder_error", 503
+            record.error_message = type(exc).__name__
+        record.latency_ms = {"total": _elapsed(started)}
+        self._write(record, tenant)
+
+    @staticmethod
+    def _write(record, tenant) -> None:
+        """Written inline, on this connection: document work runs in workers (no caller
+        waits), and a record inside the ingestion's transaction shares its fate. A failure to
+        write never breaks the ingestion (an unsettled reservation is swept as ``lost``)."""
+        from django_tenants.utils import schema_context
+
+        from gateway.metrics import observe_call
+        from gateway.recorder import persist
+
+        try:
+            observe_call(record, tenant.slug)
+            if connection.schema_name == tenant.schema_name:
                 persist(record)
+            else:
+                with schema_context(tenant.schema_name):
+                    persist(record)
+        except Exception:
+            logger.exception("recording a local embedding call failed")
+
+
+def _elapsed(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def _unit(vector: list[float]) -> list[float]:

@@ -53,3 +53,26 @@ def test_another_tenant_sees_none_of_it(fresh_tenant, tenant_b, add_document):
         recorder.flush()
     with tenant_b.context():
         assert UsageRecord.objects.filter(endpoint="embeddings").count() == before
+
+
+def test_a_tenant_over_its_token_budget_ingests_for_full_text_only(fresh_tenant, add_document):
+    from decimal import Decimal
+
+    from django_tenants.utils import schema_context
+
+    from retrieval.models import Chunk, Document
+    from usage.services import set_limit
+
+    tenant, _ = fresh_tenant
+    with schema_context(tenant.schema_name):
+        set_limit(
+            tenant=tenant, scope="tenant", scope_value="", metric="monthly_tokens", hard=Decimal(5)
+        )
+        document = add_document(GUIDE, title="Exports")
+        assert document.status == Document.Status.READY  # stored, searchable by full text
+        assert not Chunk.objects.filter(document=document, embedding__isnull=False).exists()
+        record = UsageRecord.objects.get(endpoint="embeddings")
+        assert record.status == "refused" and record.http_status == 429
+        assert record.input_tokens == 0
+        result = selectors.search(query="export projects CSV", tenant=tenant)
+        assert result.hits  # the lexical retriever still finds it
