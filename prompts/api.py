@@ -12,34 +12,8 @@ from rest_framework.views import APIView
 
 from gateway.errors import InvalidRequest
 from jobs.idempotency import idempotent
-from prompts.runs import execute_run, stream_run
+from prompts.runs import execute_run, run_payload, stream_run
 from prompts.serializers import RunRequestSerializer, RunSerializer
-
-
-def run_payload(run, outcome) -> dict:
-    record = outcome.record
-    output = outcome.parsed if outcome.parsed is not None else outcome.content
-    citations = output.get("citations", []) if isinstance(output, dict) else []
-    if outcome.degraded and not citations:
-        citations = run.extractive_citations  # the passages the extractive answer quotes
-    return {
-        "id": record.call_id,
-        "feature": run.feature.slug,
-        "output": output,
-        "prompt_version": run.version.label,
-        "variant": run.variant,
-        "model": record.alias,
-        "deployment": record.deployment,
-        "usage": {
-            "input_tokens": record.input_tokens,
-            "output_tokens": record.output_tokens,
-            "cost": format(record.cost, "f"),
-        },
-        "citations": [str(c) for c in citations],
-        "cached": outcome.cached,
-        "degraded": outcome.degraded,
-        "flags": list(record.flags),
-    }
 
 
 def run_mode(slug: str, asked: str | None) -> str:

@@ -186,15 +186,69 @@ def record_in_conversation(run: PreparedRun, outcome: service.CallOutcome, tenan
     degraded answer is not the model's and is not remembered (the next run asks again)."""
     if run.conversation is None or outcome.degraded:
         return
+    _remember(run, tenant, _answer_text(outcome), outcome.record.call_id)
+
+
+def _remember(run: PreparedRun, tenant, answer_text: str, run_id: str) -> None:
     from conversations.services import record_exchange
 
     with schema_context(tenant.schema_name):
         record_exchange(
             conversation=run.conversation,
             user_text=run.user_text,
-            answer_text=_answer_text(outcome),
-            run_id=outcome.record.call_id,
+            answer_text=answer_text,
+            run_id=run_id,
         )
+
+
+def run_payload(run: PreparedRun, outcome: service.CallOutcome) -> dict:
+    """The run as the API answers it (sync runs, and async jobs' results)."""
+    record = outcome.record
+    output = outcome.parsed if outcome.parsed is not None else outcome.content
+    return _payload(
+        run,
+        call_id=record.call_id,
+        output=output,
+        deployment=record.deployment,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        cost=format(record.cost, "f"),
+        cached=outcome.cached,
+        degraded=outcome.degraded,
+        flags=list(record.flags),
+    )
+
+
+def _payload(
+    run: PreparedRun,
+    *,
+    call_id: str,
+    output: Any,
+    deployment: str,
+    input_tokens: int,
+    output_tokens: int,
+    cost: str,
+    cached: bool,
+    degraded: bool,
+    flags: list[str],
+) -> dict:
+    citations = output.get("citations", []) if isinstance(output, dict) else []
+    if degraded and not citations:
+        citations = run.extractive_citations  # the passages the extractive answer quotes
+    return {
+        "id": call_id,
+        "feature": run.feature.slug,
+        "output": output,
+        "prompt_version": run.version.label,
+        "variant": run.variant,
+        "model": run.feature.model_alias,
+        "deployment": deployment,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost": cost},
+        "citations": [str(c) for c in citations],
+        "cached": cached,
+        "degraded": degraded,
+        "flags": flags,
+    }
 
 
 def _context(
@@ -380,18 +434,7 @@ async def _stream_prepared(run: PreparedRun, *, tenant, **context):
             if event["type"] == "delta":
                 parts.append(event["content"])
             elif event["type"] == "done" and not event.get("degraded"):
-                from conversations.services import record_exchange
-
-                def record():
-                    with schema_context(tenant.schema_name):
-                        record_exchange(
-                            conversation=run.conversation,
-                            user_text=run.user_text,
-                            answer_text="".join(parts),
-                            run_id=ctx.call_id,
-                        )
-
-                await sync_to_async(record)()
+                await sync_to_async(_remember)(run, tenant, "".join(parts), ctx.call_id)
             yield event
 
     return ctx, headers, remembered()
@@ -415,10 +458,9 @@ async def execute_run_streaming(
     free-text feature the answer cache cannot serve. A structured output is validated before
     anything of it reaches anyone, and a cacheable run may be served from the cache, so those
     run whole (the same path as a sync run) and ``on_delta`` is not called. Returns the run and
-    the run's payload (as ``prompts.api.run_payload`` builds it). Raises ``SwitchboardError``
+    the run's payload (as ``run_payload`` builds it). Raises ``SwitchboardError``
     for refusals and for a stream that broke after its first token."""
     from gateway.errors import StreamInterrupted, UpstreamUnavailable
-    from prompts.api import run_payload
 
     run = await _prepare(
         tenant=tenant,
@@ -446,23 +488,16 @@ async def execute_run_streaming(
             raise kind(error["message"], code=error["code"])
         elif event["type"] == "done":
             usage = event["usage"]
-            degraded = bool(event.get("degraded"))
-            return run, {
-                "id": ctx.call_id,
-                "feature": run.feature.slug,
-                "output": "".join(parts),
-                "prompt_version": run.version.label,
-                "variant": run.variant,
-                "model": run.feature.model_alias,
-                "deployment": event["deployment"],
-                "usage": {
-                    "input_tokens": usage["prompt_tokens"],
-                    "output_tokens": usage["completion_tokens"],
-                    "cost": event["cost"],
-                },
-                "citations": list(run.extractive_citations) if degraded else [],
-                "cached": False,
-                "degraded": degraded,
-                "flags": [],
-            }
+            return run, _payload(
+                run,
+                call_id=ctx.call_id,
+                output="".join(parts),
+                deployment=event["deployment"],
+                input_tokens=usage["prompt_tokens"],
+                output_tokens=usage["completion_tokens"],
+                cost=event["cost"],
+                cached=False,
+                degraded=bool(event.get("degraded")),
+                flags=[],
+            )
     raise UpstreamUnavailable("The stream ended without an answer.")

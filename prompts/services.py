@@ -32,6 +32,20 @@ class Actor:
 SYSTEM = Actor(None, "system")
 
 
+def _log_change(feature, action, before: dict, after: dict, actor: Actor, reason: str) -> None:
+    """One entry of the feature's change log (the publish, rollback, split, cache and run-mode
+    history the console shows)."""
+    ChangeLogEntry.objects.create(
+        feature=feature,
+        action=action,
+        before=before,
+        after=after,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        reason=reason,
+    )
+
+
 def _snapshot(deployment: FeatureDeployment) -> dict:
     return {"active_version_id": deployment.active_version_id, "split": deployment.split}
 
@@ -144,14 +158,13 @@ def publish(*, version: PromptVersion, actor: Actor, reason: str = "") -> Featur
         deployment.split = []
         deployment.save()
         invalidate_cache(version.feature)
-        ChangeLogEntry.objects.create(
-            feature=version.feature,
-            action=ChangeLogEntry.Action.PUBLISH,
-            before=before,
-            after=_snapshot(deployment),
-            actor_id=actor.id,
-            actor_name=actor.name,
-            reason=reason,
+        _log_change(
+            version.feature,
+            ChangeLogEntry.Action.PUBLISH,
+            before,
+            _snapshot(deployment),
+            actor,
+            reason,
         )
     return deployment
 
@@ -196,14 +209,8 @@ def set_split(
             deployment.active_version_id = cleaned[0]["version_id"]
         deployment.save()
         invalidate_cache(feature)
-        ChangeLogEntry.objects.create(
-            feature=feature,
-            action=ChangeLogEntry.Action.SPLIT,
-            before=before,
-            after=_snapshot(deployment),
-            actor_id=actor.id,
-            actor_name=actor.name,
-            reason=reason,
+        _log_change(
+            feature, ChangeLogEntry.Action.SPLIT, before, _snapshot(deployment), actor, reason
         )
     return deployment
 
@@ -224,14 +231,13 @@ def rollback(*, feature: Feature, actor: Actor, reason: str = "") -> FeatureDepl
         deployment.split = last.before.get("split") or []
         deployment.save()
         invalidate_cache(feature)
-        ChangeLogEntry.objects.create(
-            feature=feature,
-            action=ChangeLogEntry.Action.ROLLBACK,
-            before=before,
-            after=_snapshot(deployment),
-            actor_id=actor.id,
-            actor_name=actor.name,
-            reason=reason or f"rollback of change #{last.id}",
+        _log_change(
+            feature,
+            ChangeLogEntry.Action.ROLLBACK,
+            before,
+            _snapshot(deployment),
+            actor,
+            reason or f"rollback of change #{last.id}",
         )
     return deployment
 
@@ -270,14 +276,8 @@ def set_cache_policy(*, feature: Feature, actor: Actor, reason: str = "", **poli
             setattr(feature, name, value)
         feature.save(update_fields=list(policy))
         invalidate_cache(feature)
-        ChangeLogEntry.objects.create(
-            feature=feature,
-            action=ChangeLogEntry.Action.CACHE,
-            before=before,
-            after=_cache_policy(feature),
-            actor_id=actor.id,
-            actor_name=actor.name,
-            reason=reason,
+        _log_change(
+            feature, ChangeLogEntry.Action.CACHE, before, _cache_policy(feature), actor, reason
         )
     feature.refresh_from_db()
     return feature
@@ -292,14 +292,13 @@ def set_async_only(
         before = {"async_only": feature.async_only}
         feature.async_only = bool(async_only)
         feature.save(update_fields=["async_only"])
-        ChangeLogEntry.objects.create(
-            feature=feature,
-            action=ChangeLogEntry.Action.RUN_MODE,
-            before=before,
-            after={"async_only": feature.async_only},
-            actor_id=actor.id,
-            actor_name=actor.name,
-            reason=reason,
+        _log_change(
+            feature,
+            ChangeLogEntry.Action.RUN_MODE,
+            before,
+            {"async_only": feature.async_only},
+            actor,
+            reason,
         )
     return feature
 

@@ -140,27 +140,26 @@ class RecordedLocalEmbedder:
             record.reservation_id = admission.reservation_id
             vectors = self._inner.embed(texts)
         except SwitchboardError as exc:
-            self._failed(record, started, tenant, status="refused", exc=exc)
+            self._failed(record, started, tenant, exc)
             raise EmbedderUnavailable(
                 f"the tenant's limits refuse embedding: {exc.message}"
             ) from exc
         except Exception as exc:
-            self._failed(record, started, tenant, status="failed", exc=exc)
+            self._failed(record, started, tenant, exc)
             raise
         record.latency_ms = {"provider": _elapsed(started), "total": _elapsed(started)}
         self._write(record, tenant)
         return vectors
 
-    def _failed(self, record, started: float, tenant, *, status: str, exc: Exception) -> None:
+    def _failed(self, record, started: float, tenant, exc: Exception) -> None:
         from gateway.errors import SwitchboardError
+        from gateway.service import _fail
 
-        record.status = status
         record.input_tokens = 0  # nothing was embedded
         if isinstance(exc, SwitchboardError):
-            record.error_type, record.error_code = exc.type, exc.code or ""
-            record.error_message, record.http_status = exc.message[:500], exc.status
+            _fail(record, exc)  # as for provider calls: refused for 4xx, failed otherwise
         else:
-            record.error_type, record.http_status = "embedder_error", 503
+            record.status, record.error_type, record.http_status = "failed", "embedder_error", 503
             record.error_message = type(exc).__name__
         record.latency_ms = {"total": _elapsed(started)}
         self._write(record, tenant)

@@ -1,4 +1,5 @@
-"""Fixtures used by several apps' tests: a tenant of one's own, and a headless browser."""
+"""Fixtures used by several apps' tests: a tenant of one's own, feature runs over HTTP, real
+Celery workers, and a headless browser."""
 
 import itertools
 import shutil
@@ -34,6 +35,35 @@ def fresh_tenant(transactional_db):
 
     recorder.flush()  # the server's background writes into this schema end first
     tenant.delete(force_drop=True)
+
+
+@pytest.fixture
+def features(tenant_a, tenant_b, routing):
+    """The shipped features of both session tenants, routed to the test deployments (alias
+    "chat")."""
+    from prompts.models import Feature
+
+    for tenant in (tenant_a, tenant_b):
+        with tenant.context():
+            Feature.objects.update(model_alias="chat")
+    return tenant_a
+
+
+@pytest.fixture
+def run(asgi_server, tenant_a):
+    """POST a feature run over HTTP (as tenant A unless told): ``run(slug, body, tenant)``."""
+    import httpx
+
+    def post(slug, body, tenant=None):
+        tenant = tenant or tenant_a
+        return httpx.post(
+            f"{asgi_server.url}/api/v1/features/{slug}/runs",
+            json=body,
+            headers={"Authorization": f"Bearer {tenant.key}"},
+            timeout=30,
+        )
+
+    return post
 
 
 @pytest.fixture

@@ -7,31 +7,8 @@ import pytest
 from conversations import services
 from conversations.models import Conversation, Turn
 from jobs.models import Job
-from prompts.models import Feature
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def features(tenant_a, routing):
-    with tenant_a.context():
-        Feature.objects.update(model_alias="chat")
-    return tenant_a
-
-
-@pytest.fixture
-def run(asgi_server, tenant_a):
-    import httpx
-
-    def post(slug, body):
-        return httpx.post(
-            f"{asgi_server.url}/api/v1/features/{slug}/runs",
-            json=body,
-            headers={"Authorization": f"Bearer {tenant_a.key}"},
-            timeout=30,
-        )
-
-    return post
 
 
 @pytest.fixture
